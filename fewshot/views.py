@@ -1,0 +1,104 @@
+"""The three views of meaning: Sentence-BERT, word vectors, and SBERT mapped into word-vector space.
+
+`Embedder` turns documents and a label space into one (documents, labels) pair of arrays per view,
+so every view is classified by the same `FewShotClassifier`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fewshot import config
+from fewshot.classify import LabelSpace, normalize
+from fewshot.encoders import Progress, SentenceEncoder, WordVectors
+from fewshot.maps import Zmap
+
+VIEWS = {"sbert": "Sentence-BERT", "words": "Word vectors", "zmap": "SBERT via Zmap"}
+DEFAULT_VIEW = "sbert"
+_WORD = re.compile(r"^[a-z]+$")
+
+
+def zmap_vocabulary(words: WordVectors, k: int) -> list[str]:
+    """The k most frequent plain words (vector files list words by frequency)."""
+    vocab = []
+    for word in words.kv.index_to_key:
+        if _WORD.match(word) and len(word) > 1:
+            vocab.append(word)
+            if len(vocab) == k:
+                break
+    return vocab
+
+
+def fit_zmap(
+    sentence: SentenceEncoder,
+    words: WordVectors,
+    k: int | None = None,
+    alpha: float = 1.0,
+    progress: Progress | None = None,
+) -> Zmap:
+    """Fit (or load the cached) Zmap for this pair of models; the first fit embeds k words once.
+
+    k defaults to FEWSHOT_ZMAP_WORDS (20,000: about 45 s once on two cores, then cached as .npz).
+    """
+    k = k or config.zmap_words()
+    path = config.data_dir() / "maps" / f"zmap-{sentence.name}-{words.name}-{k}-{alpha:g}.npz"
+    if path.exists():
+        return Zmap.load(path)
+    vocab = zmap_vocabulary(words, k)
+    x = sentence.encode(vocab, progress=progress)
+    y = np.stack([words.kv[w] for w in vocab])
+    zmap = Zmap(alpha).fit(x, y)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    zmap.save(tmp)
+    tmp.replace(path)
+    return zmap
+
+
+@dataclass
+class Embedder:
+    """Embeds documents and labels in every view; sentence embeddings go through the cache."""
+
+    sentence: SentenceEncoder
+    words: WordVectors
+    zmap: Zmap
+
+    def documents(
+        self, texts: Sequence[str], progress: Progress | None = None
+    ) -> dict[str, np.ndarray]:
+        sbert = self.sentence.encode(texts, progress=progress)
+        return self.from_sentence(sbert, texts)
+
+    def from_sentence(self, sbert: np.ndarray, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """All views from already computed sentence embeddings (word vectors are cheap)."""
+        return {
+            "sbert": sbert,
+            "words": self.words.encode(texts),
+            "zmap": normalize(self.zmap.transform(sbert)),
+        }
+
+    def labels(self, space: LabelSpace) -> dict[str, np.ndarray]:
+        """Per view, one unit vector per label: the mean over its prompts (name, templates, note)."""
+        prompts = space.prompts()
+        flat = [p for group in prompts for p in group]
+        owner = np.repeat(np.arange(len(prompts)), [len(g) for g in prompts])
+        views = self.from_sentence(self.sentence.encode(flat), flat)
+        out = {}
+        for view, vectors in views.items():
+            sums = np.zeros((len(prompts), vectors.shape[1]), dtype=np.float32)
+            np.add.at(sums, owner, vectors)
+            out[view] = normalize(sums)
+        return out
+
+    def unknown_label_words(self, space: LabelSpace) -> dict[str, list[str]]:
+        """Words of label names and descriptions that the word vectors do not know, per label."""
+        unknown = {}
+        for name, description in zip(space.names, space.descriptions):
+            missing = self.words.unknown_words(f"{name} {description}")
+            if missing:
+                unknown[name] = missing
+        return unknown

@@ -1,0 +1,155 @@
+"""One project's corpus, labels and human annotations, with the classifiers fitted on them.
+
+The single place where the app and the command line turn stored state into predictions, so every
+page shows the same numbers. Document embeddings are computed once per corpus (through the cache);
+everything that depends on labels is refitted on demand, which takes well under a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fewshot import FewshotError
+from fewshot.classify import FewShotClassifier, LabelSpace, cohen_kappa
+from fewshot.encoders import Progress
+from fewshot.views import DEFAULT_VIEW, VIEWS, Embedder
+
+
+@dataclass
+class Prediction:
+    """A fitted view's output over the whole corpus."""
+
+    view: str
+    labels: LabelSpace
+    proba: np.ndarray  # (n_docs, n_labels)
+    classifier: FewShotClassifier
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return np.argmax(self.proba, axis=1)
+
+    def table(self, texts: list[str], human: pd.Series | None = None) -> pd.DataFrame:
+        """text, human label, predicted label, score, margin to the runner-up, a column per label."""
+        top2 = np.sort(self.proba, axis=1)[:, -2:]
+        frame = pd.DataFrame(
+            {
+                "id": np.arange(len(texts)),
+                "text": texts,
+                "human_label": human if human is not None else pd.Series([None] * len(texts)),
+                "predicted_label": np.array(self.labels.names, dtype=object)[self.predicted],
+                "score": top2[:, 1],
+                "margin": top2[:, 1] - top2[:, 0],
+            }
+        )
+        for i, name in enumerate(self.labels.names):
+            frame[f"score_{name}"] = self.proba[:, i]
+        return frame
+
+
+class Workspace:
+    """Corpus embeddings in every view plus the fits on the current labels."""
+
+    def __init__(
+        self, texts: list[str], embedder: Embedder, progress: Progress | None = None
+    ) -> None:
+        if not texts:
+            raise FewshotError("The corpus is empty: add documents first.")
+        self.texts = list(texts)
+        self.embedder = embedder
+        self.views = embedder.documents(self.texts, progress=progress)
+        self._label_cache: tuple[LabelSpace, dict[str, np.ndarray]] | None = None
+
+    def label_vectors(self, labels: LabelSpace) -> dict[str, np.ndarray]:
+        if self._label_cache is None or self._label_cache[0] != labels:
+            self._label_cache = (labels, self.embedder.labels(labels))
+        return self._label_cache[1]
+
+    def predict(
+        self,
+        labels: LabelSpace,
+        human: dict[int, str] | None = None,
+        view: str = DEFAULT_VIEW,
+        transductive: bool | str = "auto",
+    ) -> Prediction:
+        """Fit the view on the human labels (doc id -> label name) and the corpus; score every doc."""
+        if view not in VIEWS:
+            raise FewshotError(f"Unknown view '{view}'; choose one of {', '.join(VIEWS)}.")
+        docs = self.views[view]
+        ids, y = self._human(labels, human)
+        classifier = FewShotClassifier(self.label_vectors(labels)[view], transductive=transductive)
+        classifier.fit(docs[ids], y, corpus=docs)
+        return Prediction(view, labels, classifier.predict_proba(docs), classifier)
+
+    def predict_all(
+        self, labels: LabelSpace, human: dict[int, str] | None = None
+    ) -> dict[str, Prediction]:
+        return {view: self.predict(labels, human, view) for view in VIEWS}
+
+    @staticmethod
+    def agreement(predictions: dict[str, Prediction]) -> pd.DataFrame:
+        """Share of documents on which each pair of views picks the same label, and kappa."""
+        rows = []
+        names = list(predictions)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                pa, pb = predictions[a].predicted, predictions[b].predicted
+                rows.append(
+                    {
+                        "views": f"{VIEWS[a]} / {VIEWS[b]}",
+                        "agree": float(np.mean(pa == pb)),
+                        "kappa": cohen_kappa(pa, pb, len(predictions[a].labels)),
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def suggest(self, prediction: Prediction, labeled: set[int], n: int = 5) -> list[int]:
+        """Documents to label next: least certain first, spread over the corpus.
+
+        Uncertainty is the margin between the top two labels; among the most uncertain, a greedy
+        farthest-point pick keeps the suggestions from all coming out of one corner.
+        """
+        margin = np.sort(prediction.proba, axis=1)
+        margin = margin[:, -1] - margin[:, -2]
+        candidates = [int(i) for i in np.argsort(margin) if int(i) not in labeled][
+            : max(50, 10 * n)
+        ]
+        if not candidates:
+            return []
+        docs = self.views[prediction.view][candidates]
+        chosen = [0]
+        closest = docs @ docs[0]
+        while len(chosen) < min(n, len(candidates)):
+            score = (1 - closest) * (1 - margin[candidates])
+            score[chosen] = -np.inf
+            pick = int(np.argmax(score))
+            chosen.append(pick)
+            closest = np.maximum(closest, docs @ docs[pick])
+        return [candidates[i] for i in chosen]
+
+    def cross_validated_accuracy(
+        self, labels: LabelSpace, human: dict[int, str], view: str = DEFAULT_VIEW, folds: int = 5
+    ) -> float | None:
+        """Accuracy on the human labels, each fold predicted by a fit on the others (None if < 4)."""
+        ids, y = self._human(labels, human)
+        if len(ids) < 4:
+            return None
+        docs = self.views[view]
+        vectors = self.label_vectors(labels)[view]
+        fold_of = np.arange(len(ids)) % min(folds, len(ids))
+        np.random.default_rng(0).shuffle(fold_of)
+        hits = 0
+        for fold in range(fold_of.max() + 1):
+            train, test = fold_of != fold, fold_of == fold
+            classifier = FewShotClassifier(vectors).fit(docs[ids[train]], y[train], corpus=docs)
+            hits += int(np.sum(classifier.predict(docs[ids[test]]) == y[test]))
+        return hits / len(ids)
+
+    @staticmethod
+    def _human(labels: LabelSpace, human: dict[int, str] | None) -> tuple[np.ndarray, np.ndarray]:
+        known = {n.casefold() for n in labels.names}
+        pairs = [(i, lab) for i, lab in (human or {}).items() if str(lab).casefold() in known]
+        ids = np.array([i for i, _ in pairs], dtype=np.int64)
+        return ids, labels.index([lab for _, lab in pairs])

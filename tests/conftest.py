@@ -1,0 +1,44 @@
+"""Shared fixtures: the real packaged models, loaded once per test session, on small inputs."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+# Before any fewshot import: a fresh data directory per run, and a small Zmap vocabulary.
+os.environ["FEWSHOT_DATA_DIR"] = tempfile.mkdtemp(prefix="fewshot-test-")
+os.environ.setdefault("FEWSHOT_ZMAP_WORDS", "2000")
+
+from fewshot import config  # noqa: E402
+from fewshot.encoders import EmbeddingCache, SentenceEncoder, load_word_vectors  # noqa: E402
+from fewshot.views import Embedder, fit_zmap  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def encoder() -> SentenceEncoder:
+    return SentenceEncoder(cache=EmbeddingCache())
+
+
+@pytest.fixture(scope="session")
+def word_vectors():
+    return load_word_vectors()
+
+
+@pytest.fixture(scope="session")
+def embedder(encoder, word_vectors) -> Embedder:
+    return Embedder(encoder, word_vectors, fit_zmap(encoder, word_vectors))
+
+
+@pytest.fixture(scope="session")
+def ag_sample() -> pd.DataFrame:
+    """40 AG News test rows, 10 per class, from the shared data (never shipped in the repo)."""
+    frame = pd.read_csv(config.shared_data_dir() / "ag_news" / "normalized_test.csv")
+    return (
+        frame.groupby("label", group_keys=False)
+        .apply(lambda g: g.sample(10, random_state=0))
+        .reset_index(drop=True)[["text", "label"]]
+    )

@@ -1,0 +1,105 @@
+"""Label space and the few-shot classifier, on synthetic geometry and on real AG News rows."""
+
+import numpy as np
+import pytest
+
+from fewshot import FewshotError
+from fewshot.classify import FewShotClassifier, LabelSpace, cohen_kappa
+
+
+def test_label_space_parses_names_and_descriptions():
+    space = LabelSpace.parse(["# topics", "Sports: games, athletes", "", "card_arrival"])
+    assert space.names == ("Sports", "card_arrival")
+    assert space.descriptions == ("games, athletes", "")
+    prompts = space.prompts()
+    assert "Sports: games, athletes" in prompts[0]
+    assert "This text is about card arrival." in prompts[1]
+    assert list(space.index(["sports", "card_arrival"])) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (["Sports", "sports"], "Duplicate label"),
+        (["Sports", ": no name"], "empty"),
+        (["Sports"], "At least two labels"),
+        ([], "At least two labels"),
+    ],
+)
+def test_label_space_refuses_bad_labels(lines, message):
+    with pytest.raises(FewshotError, match=message):
+        LabelSpace.parse(lines)
+
+
+def test_unknown_label_is_an_error():
+    with pytest.raises(FewshotError, match="Unknown label"):
+        LabelSpace(("a", "b")).index(["c"])
+
+
+def _blobs(rng, centers, n):
+    x = np.concatenate([c + 0.35 * rng.normal(size=(n, centers.shape[1])) for c in centers])
+    return x, np.repeat(np.arange(len(centers)), n)
+
+
+def test_labels_correct_a_misleading_zero_shot_prior():
+    rng = np.random.default_rng(0)
+    centers = np.eye(3, 16) * 3
+    x, y = _blobs(rng, centers, 40)
+    # Label vectors that point at the wrong clusters: zero-shot is wrong for classes 0 and 1.
+    misleading = centers[[1, 0, 2]]
+    zero = FewShotClassifier(misleading, transductive=False).fit()
+    assert np.mean(zero.predict(x) == y) < 0.5
+    labeled = np.array([0, 1, 40, 41, 80, 81])
+    taught = FewShotClassifier(misleading, lam=0.1, transductive=False).fit(x[labeled], y[labeled])
+    assert np.mean(taught.predict(x) == y) > 0.9
+    proba = taught.predict_proba(x)
+    assert proba.shape == (120, 3) and np.allclose(proba.sum(axis=1), 1)
+
+
+def test_transductive_auto_uses_clusters_that_agree_and_refuses_others():
+    rng = np.random.default_rng(1)
+    centers = np.eye(2, 16) * 3
+    x, y = _blobs(rng, centers, 50)
+    # Weak but right prior: clustering the corpus should help and be kept.
+    weak = np.eye(2, 16) + 0.8 * np.eye(2, 16)[::-1] + 0.3
+    auto = FewShotClassifier(weak, transductive="auto").fit(corpus=x)
+    assert auto.transductive_used_
+    assert np.mean(auto.predict(x) == y) > 0.95
+
+
+def test_transductive_auto_refuses_clusters_about_something_else():
+    # The corpus clusters by topic (axis 0); the labels are about a faint other axis (axis 1),
+    # like sentiment within movie reviews. Clustering would follow the topics.
+    rng = np.random.default_rng(2)
+    n = 200
+    topic = rng.choice([-3.0, 3.0], size=n)
+    y = rng.integers(0, 2, size=n)
+    x = np.zeros((n, 8))
+    x[:, 0] = topic
+    x[:, 1] = np.where(y == 1, 0.6, -0.6) + 0.1 * rng.normal(size=n)
+    x[:, 2:] = 0.3 * rng.normal(size=(n, 6))
+    labels = np.array([[0.1, -1, 0, 0, 0, 0, 0, 0], [-0.1, 1, 0, 0, 0, 0, 0, 0]], dtype=float)
+    plain = FewShotClassifier(labels, transductive=False).fit(corpus=x)
+    forced = FewShotClassifier(labels, transductive=True).fit(corpus=x)
+    auto = FewShotClassifier(labels, transductive="auto").fit(corpus=x)
+    accuracy = {
+        name: np.mean(c.predict(x) == y)
+        for name, c in [("plain", plain), ("forced", forced), ("auto", auto)]
+    }
+    assert accuracy["plain"] > 0.9 > 0.7 > accuracy["forced"]
+    assert not auto.transductive_used_
+    assert accuracy["auto"] == accuracy["plain"]
+
+
+def test_fit_checks_its_inputs():
+    clf = FewShotClassifier(np.eye(2, 4))
+    with pytest.raises(FewshotError):
+        clf.fit(np.ones((2, 4)), np.array([0]))
+    with pytest.raises(FewshotError):
+        clf.fit(np.ones((1, 4)), np.array([5]))
+
+
+def test_cohen_kappa():
+    a = np.array([0, 1, 0, 1])
+    assert cohen_kappa(a, a, 2) == 1.0
+    assert cohen_kappa(a, 1 - a, 2) == -1.0

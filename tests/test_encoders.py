@@ -1,0 +1,80 @@
+"""The real packaged models on small inputs: sentence encoder, cache, word vectors."""
+
+import numpy as np
+import pytest
+
+from fewshot import FewshotError
+from fewshot.encoders import (
+    EmbeddingCache,
+    SentenceEncoder,
+    load_word_vectors,
+    tokenize,
+    train_word2vec,
+)
+
+
+def test_sentence_encoder_gives_unit_vectors_that_mean_something(encoder):
+    vectors = encoder.encode(
+        ["The team won the match.", "The striker scored a goal.", "Stocks fell."]
+    )
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+    sims = vectors @ vectors.T
+    assert sims[0, 1] > sims[0, 2]
+
+
+def test_cache_serves_repeats_and_reports_progress(tmp_path, encoder):
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    fresh = SentenceEncoder(encoder.model_path, cache=cache)
+    fresh._model = encoder.model  # share the loaded weights; the cache is what is under test
+    calls = []
+    texts = ["alpha beta", "gamma delta", "alpha beta", ""]
+    first = fresh.encode(texts, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (4, 4)
+    assert np.allclose(first[0], first[2])
+    calls.clear()
+    fresh._model = None  # a cache hit must not need the model at all
+    fresh.model_path = "/nonexistent"
+    second = fresh.encode(texts, progress=lambda done, total: calls.append((done, total)))
+    assert np.allclose(first, second)
+    assert calls == [(4, 4)]
+
+
+def test_empty_input_and_missing_model(encoder, tmp_path):
+    assert encoder.encode([]).shape == (0, 384)
+    with pytest.raises(FewshotError, match="no-such-model"):
+        SentenceEncoder(tmp_path / "no-such-model")
+
+
+def test_word_vectors_document_vectors_and_unknown_words(word_vectors):
+    assert word_vectors.dim == 50
+    vectors = word_vectors.encode(["football match", "zzqxv qqqzx", ""])
+    assert np.isclose(np.linalg.norm(vectors[0]), 1, atol=1e-4)
+    assert not vectors[1].any() and not vectors[2].any()  # no known word: zero vector
+    assert word_vectors.unknown_words("Sports zzqxv") == ["zzqxv"]
+    assert tokenize("card_arrival Sci/Tech") == ["card", "arrival", "sci", "tech"]
+
+
+def test_word_vectors_are_converted_once_then_memory_mapped(word_vectors):
+    assert load_word_vectors() is word_vectors
+    assert isinstance(word_vectors.kv.vectors, np.memmap)
+    assert len(word_vectors.kv.index_to_key) == 400_000
+
+
+def test_user_word2vec_text_file(tmp_path):
+    path = tmp_path / "tiny.txt"
+    path.write_text("3 2\ncat 1 0\ndog 0.9 0.1\ncar 0 1\n")
+    vectors = load_word_vectors(path)
+    assert vectors.dim == 2
+    a, b, c = vectors.encode(["cat", "dog", "car"])
+    assert a @ b > a @ c
+    with pytest.raises(FewshotError, match="missing.vec"):
+        load_word_vectors(tmp_path / "missing.vec")
+
+
+def test_word2vec_on_own_corpus():
+    corpus = ["the bank approved the loan", "the loan was repaid to the bank"] * 20
+    vectors = train_word2vec(corpus, dim=16, epochs=5)
+    assert vectors.dim == 16 and "loan" in vectors.kv.key_to_index
+    with pytest.raises(FewshotError):
+        train_word2vec(["", "!!!"])
