@@ -1,0 +1,277 @@
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fewshot import FewshotError
+from fewshot.store import Project, list_projects, open_project
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def corpus(n: int = 5) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "text": [f"document {i}" for i in range(n)],
+            "source": "a.csv",
+            "label": [f"gold {i}" if i % 2 else None for i in range(n)],
+            "score": np.arange(n),
+        }
+    )
+
+
+def current(project: Project) -> dict[int, str]:
+    frame = project.annotations()
+    return dict(zip(frame["doc_id"], frame["label"], strict=True))
+
+
+# Projects
+
+
+def test_list_and_open_projects(tmp_path):
+    assert list_projects(tmp_path / "nowhere") == []
+    open_project("beta", tmp_path)
+    open_project("Alpha 2.0", tmp_path)
+    assert list_projects(tmp_path) == ["Alpha 2.0", "beta"]
+    assert (tmp_path / "beta.sqlite").is_file()
+    with pytest.raises(FewshotError, match="No project named 'gamma'"):
+        open_project("gamma", tmp_path, create=False)
+    assert open_project("beta", tmp_path, create=False).name == "beta"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../x", "a/b", "a\\b", ".hidden", "..", "", "x" * 65, " lead", "trail ", "a:b", "a\nb", None],
+)
+def test_bad_project_names(tmp_path, name):
+    with pytest.raises(FewshotError, match="Invalid project name"):
+        open_project(name, tmp_path / "projects")
+    assert not (tmp_path / "x.sqlite").exists()
+
+
+@pytest.mark.parametrize("name", ["x", "My project 1", "a.b-c_d", "x" * 64, "-dash"])
+def test_good_project_names(tmp_path, name):
+    assert open_project(name, tmp_path).path.parent == tmp_path.resolve()
+
+
+def test_a_file_that_is_not_a_project(tmp_path):
+    (tmp_path / "junk.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(FewshotError, match="could not be opened"):
+        open_project("junk", tmp_path)
+
+
+# Documents, labels, settings
+
+
+def test_documents_round_trip(tmp_path):
+    project = open_project("p", tmp_path)
+    assert project.n_documents() == 0
+    assert list(project.documents().columns) == ["id", "text", "source"]
+    project.set_documents(corpus())
+    frame = project.documents()
+    assert list(frame.columns) == ["id", "text", "source", "label", "score"]
+    assert frame["id"].tolist() == [0, 1, 2, 3, 4]
+    assert frame["text"].tolist() == corpus()["text"].tolist()
+    assert frame["label"].tolist()[1] == "gold 1" and pd.isna(frame["label"].tolist()[0])
+    assert frame["score"].tolist() == [0, 1, 2, 3, 4]
+
+    project.add_documents(pd.DataFrame({"text": ["more", "again"]}))
+    frame = project.documents()
+    assert project.n_documents() == 7
+    assert frame["id"].tolist() == list(range(7))
+    assert frame["source"].tolist()[5:] == ["", ""]
+
+    project.set_documents(frame.iloc[:2])  # an id column coming back in is not metadata
+    assert list(project.documents().columns) == ["id", "text", "source", "label", "score"]
+    assert project.n_documents() == 2
+
+
+def test_documents_need_text(tmp_path):
+    project = open_project("p", tmp_path)
+    with pytest.raises(FewshotError, match="'text' column"):
+        project.set_documents(pd.DataFrame({"body": ["x"]}))
+    with pytest.raises(FewshotError, match="row 1 has none"):
+        project.set_documents(pd.DataFrame({"text": ["x", None]}))
+
+
+def test_labels(tmp_path):
+    project = open_project("p", tmp_path)
+    assert project.labels() == []
+    project.set_labels([("Sports", "games, athletes"), (" World ", "")])
+    assert project.labels() == [("Sports", "games, athletes"), ("World", "")]
+    project.set_labels([("Business", "markets")])
+    assert project.labels() == [("Business", "markets")]
+    with pytest.raises(FewshotError, match="listed twice"):
+        project.set_labels([("A", ""), ("A", "again")])
+    with pytest.raises(FewshotError, match="needs a name"):
+        project.set_labels([(" ", "blank")])
+    assert project.labels() == [("Business", "markets")]  # a failed write changes nothing
+
+
+def test_settings(tmp_path):
+    project = open_project("p", tmp_path)
+    assert project.get_setting("missing") is None
+    assert project.get_setting("missing", 3) == 3
+    value = {"alpha": 0.5, "views": ["sbert", "zmap"], "on": True, "none": None}
+    project.set_setting("fit", value)
+    project.set_setting("k", 1)
+    project.set_setting("k", 2)
+    assert project.get_setting("fit") == value
+    assert project.get_setting("k") == 2
+    with pytest.raises(TypeError):
+        project.set_setting("bad", object())
+
+
+def test_everything_persists_across_reopening(tmp_path):
+    project = open_project("keep", tmp_path)
+    project.set_documents(corpus())
+    project.set_labels([("A", "first"), ("B", "")])
+    project.annotate([0, 1], "A", user="ann")
+    project.set_setting("theme", "dark")
+
+    again = open_project("keep", tmp_path, create=False)
+    assert again is not project
+    pd.testing.assert_frame_equal(again.documents(), project.documents())
+    assert again.labels() == [("A", "first"), ("B", "")]
+    assert current(again) == {0: "A", 1: "A"}
+    assert again.get_setting("theme") == "dark"
+    assert again.undo("ann") and current(project) == {}
+
+
+# Annotations
+
+
+def test_annotate_history_and_removal(tmp_path):
+    project = open_project("p", tmp_path)
+    project.set_documents(corpus())
+    project.annotate([0, 1, 1], "A")  # repeated ids count once
+    project.annotate(np.int64(1), "B", user="bob")
+    project.annotate(0, None)
+    assert current(project) == {1: "B"}
+    frame = project.annotations()
+    assert list(frame.columns) == ["doc_id", "label", "user", "at"]
+    assert frame["user"].tolist() == ["bob"]
+    history = project.history()
+    assert history["doc_id"].tolist() == [0, 1, 1, 0]
+    assert history["seq"].is_monotonic_increasing
+    assert history["batch"].tolist()[:2] == [history["batch"][0]] * 2
+    assert pd.isna(history["label"].tolist()[3])  # a removal
+    assert project.history(1)["label"].tolist() == ["A", "B"]
+    assert history["at"].str.endswith("+00:00").all()
+
+
+def test_annotate_rejects_bad_input(tmp_path):
+    project = open_project("p", tmp_path)
+    project.set_documents(corpus(3))
+    with pytest.raises(FewshotError, match="No document with id 3"):
+        project.annotate([0, 3], "A")
+    with pytest.raises(FewshotError, match="No document with id -1"):
+        project.annotate(-1, "A")
+    with pytest.raises(FewshotError, match="non-empty"):
+        project.annotate(0, "  ")
+    project.annotate([], "A")
+    assert project.history().empty  # nothing half-written
+
+
+def test_undo_reverts_whole_batches_in_order(tmp_path):
+    project = open_project("p", tmp_path)
+    project.set_documents(corpus())
+    assert project.undo() is False
+    project.annotate([0, 1, 2], "A")
+    project.annotate([1, 2], "B")
+    project.annotate(2, None)
+    assert current(project) == {0: "A", 1: "B"}
+    assert project.undo()
+    assert current(project) == {0: "A", 1: "B", 2: "B"}
+    assert project.undo()
+    assert current(project) == {0: "A", 1: "A", 2: "A"}
+    assert project.undo()
+    assert current(project) == {}
+    assert project.undo() is False
+    history = project.history()
+    assert len(history) == 3 + 2 + 1 + 1 + 2 + 3  # undo appends, never deletes
+    assert history["undoes"].notna().sum() == 6
+
+
+def test_undo_is_per_user_and_keeps_later_labels_by_others(tmp_path):
+    project = open_project("p", tmp_path)
+    project.set_documents(corpus())
+    project.annotate([0, 1], "A", user="ann")
+    project.annotate(1, "B", user="bob")
+    assert project.undo("carol") is False
+    assert project.undo("ann")
+    assert current(project) == {1: "B"}  # bob's later label stays
+    assert project.undo("bob")
+    assert current(project) == {1: "A"}  # as it was just before bob's label
+
+
+def test_clear_annotations(tmp_path):
+    project = open_project("p", tmp_path)
+    project.set_documents(corpus())
+    project.annotate([0, 1], "A")
+    project.set_documents(corpus(2))
+    assert current(project) == {0: "A", 1: "A"}  # kept until the caller confirms
+    project.clear_annotations()
+    assert project.history().empty and project.annotations().empty
+    assert project.undo() is False
+
+
+# Concurrency
+
+
+def test_concurrent_threads_lose_no_event(tmp_path):
+    open_project("shared", tmp_path).set_documents(corpus(20))
+    workers, calls = 8, 25
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        # Half share one Project object, half open their own at the same moment.
+        project = shared if worker % 2 else open_project("shared", tmp_path)
+        try:
+            for call in range(calls):
+                ids = [call % 20] if call % 2 else [(call + k) % 20 for k in range(5)]
+                project.annotate(ids, f"L{worker}", user=f"u{worker}")
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    shared = open_project("shared", tmp_path)
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    history = shared.history()
+    per_worker = sum(1 if call % 2 else 5 for call in range(calls))
+    assert len(history) == workers * per_worker
+    assert history["seq"].is_unique
+    assert (history.groupby("user").size() == per_worker).all()
+    assert history.groupby("batch")["user"].nunique().eq(1).all()  # batches do not interleave
+    latest = history.sort_values("seq").groupby("doc_id")["label"].last().to_dict()
+    assert current(shared) == latest
+
+
+WORKER = """
+import sys
+from pathlib import Path
+from fewshot.store import open_project
+project = open_project("shared", Path(sys.argv[1]))
+for call in range(30):
+    project.annotate([call % 10, (call + 1) % 10], sys.argv[2], user=sys.argv[2])
+"""
+
+
+def test_concurrent_processes_lose_no_event(tmp_path):
+    open_project("shared", tmp_path).set_documents(corpus(10))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path), user], cwd=ROOT)
+        for user in ("p1", "p2")
+    ]
+    assert [proc.wait(timeout=120) for proc in procs] == [0, 0]
+    history = open_project("shared", tmp_path).history()
+    assert len(history) == 2 * 30 * 2
+    assert history.groupby("user").size().to_dict() == {"p1": 60, "p2": 60}
