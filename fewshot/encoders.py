@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,6 +21,21 @@ from fewshot import FewshotError, config
 
 Progress = Callable[[int, int], None]
 _TOKEN = re.compile(r"[^\W_]+")
+
+
+def print_progress(what: str, every: float = 5.0) -> Progress:
+    """A Progress that prints to stderr at most every few seconds, so a long embed shows it is alive
+    (command line and benchmark) without flooding a log."""
+    last = -every
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done == total or now - last >= every:
+            print(f"{what}: {done:,}/{total:,}", file=sys.stderr, flush=True)
+            last = now
+
+    return report
 
 
 def tokenize(text: str) -> list[str]:

@@ -237,6 +237,14 @@ def table_columns(name: str, data: bytes) -> list[str]:
     return [str(c) for c in _table(name, data)[0].columns]
 
 
+def read_table(name: str, data: bytes) -> pd.DataFrame:
+    """A table file as read, every column, so the UI can preselect guess_text_column's pick; a .txt
+    file has no columns (an empty frame)."""
+    if _extension(name) == ".txt":
+        return pd.DataFrame()
+    return _table(name, data)[0]
+
+
 def guess_text_column(frame: pd.DataFrame) -> str:
     """A column named like text (text, sentence, content, ...), else the one with the longest texts.
 

@@ -14,7 +14,13 @@ import numpy as np
 
 from fewshot import config
 from fewshot.classify import LabelSpace, normalize
-from fewshot.encoders import Progress, SentenceEncoder, WordVectors
+from fewshot.encoders import (
+    EmbeddingCache,
+    Progress,
+    SentenceEncoder,
+    WordVectors,
+    load_word_vectors,
+)
 from fewshot.maps import Zmap
 
 VIEWS = {"sbert": "Sentence-BERT", "words": "Word vectors", "zmap": "SBERT via Zmap"}
@@ -66,6 +72,16 @@ class Embedder:
     sentence: SentenceEncoder
     words: WordVectors
     zmap: Zmap
+
+    @classmethod
+    def default(cls, progress: Progress | None = None) -> Embedder:
+        """The configured models with the on-disk cache: one recipe for the command line and bench.
+
+        progress reports the one-time embedding of the Zmap vocabulary, the only slow part.
+        """
+        sentence = SentenceEncoder(cache=EmbeddingCache())
+        words = load_word_vectors()
+        return cls(sentence, words, fit_zmap(sentence, words, progress=progress))
 
     def documents(
         self, texts: Sequence[str], progress: Progress | None = None

@@ -63,9 +63,12 @@ class Workspace:
         self._label_cache: tuple[LabelSpace, dict[str, np.ndarray]] | None = None
 
     def label_vectors(self, labels: LabelSpace) -> dict[str, np.ndarray]:
-        if self._label_cache is None or self._label_cache[0] != labels:
-            self._label_cache = (labels, self.embedder.labels(labels))
-        return self._label_cache[1]
+        # Read the cache once: the app shares a workspace between sessions (threads).
+        cached = self._label_cache
+        if cached is None or cached[0] != labels:
+            cached = (labels, self.embedder.labels(labels))
+            self._label_cache = cached
+        return cached[1]
 
     def predict(
         self,

@@ -37,8 +37,6 @@ def embedder(encoder, word_vectors) -> Embedder:
 def ag_sample() -> pd.DataFrame:
     """40 AG News test rows, 10 per class, from the shared data (never shipped in the repo)."""
     frame = pd.read_csv(config.shared_data_dir() / "ag_news" / "normalized_test.csv")
-    return (
-        frame.groupby("label", group_keys=False)
-        .apply(lambda g: g.sample(10, random_state=0))
-        .reset_index(drop=True)[["text", "label"]]
-    )
+    # groupby().sample, not apply: pandas 3's apply drops the grouping column.
+    sample = frame.groupby("label").sample(10, random_state=0)
+    return sample.reset_index(drop=True)[["text", "label"]]

@@ -1,0 +1,127 @@
+"""Command line: `python -m fewshot classify INPUT --labels-file LABELS [--examples LABELED]`.
+
+For scripts and batch jobs. It goes through the same Workspace as the app, so a file gets the same
+labels here as on screen. Progress goes to stderr and the table to stdout (or --output), so the
+output can be piped; every user mistake ends in one `error: ...` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from fewshot import FewshotError
+from fewshot.classify import LabelSpace
+from fewshot.encoders import print_progress
+from fewshot.ingest import TXT_MODES, read_path
+from fewshot.views import DEFAULT_VIEW, VIEWS, Embedder
+from fewshot.workspace import Workspace
+
+
+def read_labels(path: Path) -> LabelSpace:
+    """LABELS: one label per line, optionally `name: description`."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except FileNotFoundError:
+        raise FewshotError(f"Labels file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FewshotError(f"Could not read labels file {path}: {exc}") from None
+    try:
+        return LabelSpace.parse(lines)
+    except FewshotError as exc:
+        raise FewshotError(f"{path}: {exc}") from None
+
+
+def read_examples(path: Path, labels: LabelSpace) -> tuple[list[str], list[str]]:
+    """LABELED: a table with text and label columns; labels must be among LABELS."""
+    frame = read_path(path, text_column="text")
+    if "label" not in frame.columns:
+        raise FewshotError(f"{path} has no 'label' column; the examples need text and label")
+    if frame["label"].isna().any():
+        raise FewshotError(f"{path}: row {int(frame['label'].isna().argmax()) + 1} has no label")
+    try:
+        positions = labels.index(frame["label"].tolist())
+    except FewshotError as exc:
+        raise FewshotError(f"{path}: {exc}") from None
+    return frame["text"].tolist(), [labels.names[i] for i in positions]
+
+
+def classify(args: argparse.Namespace) -> None:
+    """Zero-shot without examples; with them, few-shot on the examples plus the input as corpus.
+
+    The examples join the corpus as labeled documents (they are documents like any other), and
+    only the input's rows are written out.
+    """
+    if args.output and not args.output.parent.is_dir():
+        raise FewshotError(f"Output folder not found: {args.output.parent}")
+    labels = read_labels(args.labels_file)
+    frame = read_path(args.input, text_column=args.text_column, txt_mode=args.txt_mode)
+    examples, example_labels = read_examples(args.examples, labels) if args.examples else ([], [])
+    texts = frame["text"].tolist()
+    mode = f"few-shot on {len(examples)} examples" if examples else "zero-shot"
+    print(f"{len(texts):,} documents, {len(labels)} labels, {mode}", file=sys.stderr)
+    embedder = Embedder.default(progress=print_progress("Zmap vocabulary (once)"))
+    workspace = Workspace(texts + examples, embedder, progress=print_progress("embedding"))
+    human = {len(texts) + i: label for i, label in enumerate(example_labels)}
+    prediction = workspace.predict(labels, human, view=args.view)
+    used = "transductive" if prediction.classifier.transductive_used_ else "inductive"
+    print(f"view {args.view}: {used} ({prediction.classifier.selection_})", file=sys.stderr)
+    columns = ["predicted_label", "score", *(f"score_{name}" for name in labels.names)]
+    scores = prediction.table(workspace.texts)[columns].iloc[: len(texts)]
+    # An input that is an earlier output gets fresh predictions, not duplicate columns.
+    out = pd.concat([frame.drop(columns=columns, errors="ignore"), scores], axis=1)
+    out.to_csv(args.output or sys.stdout, index=False)
+    if args.output:
+        print(f"wrote {len(out):,} rows to {args.output}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fewshot", description="Few-shot text labeling."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    sub = commands.add_parser(
+        "classify",
+        help="label every document of a file",
+        description="Label every document of INPUT with one of LABELS; the table goes to stdout "
+        "or --output, with predicted_label, score and a score_<label> column per label.",
+    )
+    sub.add_argument("input", type=Path, metavar="INPUT", help=".txt, .csv, .tsv, .jsonl or .json")
+    sub.add_argument(
+        "--labels-file",
+        type=Path,
+        required=True,
+        metavar="LABELS",
+        help="one label per line, optionally 'name: description'",
+    )
+    sub.add_argument("--text-column", help="column holding the text (default: guessed)")
+    sub.add_argument(
+        "--txt-mode", choices=TXT_MODES, default="lines", help=".txt: a document per line or file"
+    )
+    sub.add_argument(
+        "--examples",
+        type=Path,
+        metavar="LABELED",
+        help="labeled examples (columns text,label) for few-shot; default: zero-shot",
+    )
+    sub.add_argument("--view", choices=list(VIEWS), default=DEFAULT_VIEW)
+    sub.add_argument("--output", type=Path, metavar="OUT.csv", help="default: stdout")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        classify(args)
+    except (FewshotError, OSError) as exc:
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

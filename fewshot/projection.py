@@ -1,0 +1,260 @@
+"""2-D layouts of embeddings for the corpus map: PCA at once, UMAP when its background fit is done.
+
+UMAP's first fit in a process pays 20-75 s of numba compilation, so a page never waits for it: a
+`LayoutCache` hands out the PCA layout (one SVD, a fraction of a second) and fits UMAP in a background thread,
+keyed by a fingerprint of the embeddings, and keeps finished layouts as `.npz` in
+data_dir()/layouts so a restart does not fit again. `warm_up()` pays the compilation at app start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+
+from fewshot import FewshotError, config
+from fewshot.classify import normalize
+
+METHODS = ("pca", "umap")
+PLOT_LIMIT = 5000
+MIN_UMAP_POINTS = 10  # below this UMAP has no neighbourhoods to keep: PCA is the layout
+UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "random_state": 0}
+
+_FIT_LOCK = threading.Lock()  # one UMAP fit at a time: two cores, and numba compiles once anyway
+_WARM_UP_LOCK = threading.Lock()
+_warm_up: Future | None = None
+
+
+def pca_layout(x: np.ndarray) -> np.ndarray:
+    """(n, 2) coordinates on the two principal axes; instant, the placeholder while UMAP runs."""
+    return Layout("pca").fit(x).embedding_
+
+
+def plot_sample(n: int, limit: int = PLOT_LIMIT, seed: int = 0) -> np.ndarray:
+    """Sorted row positions to draw: all of them up to limit, else a fixed random subset.
+
+    Depends only on (n, limit, seed), so the same corpus always shows (and caches) the same points.
+    """
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def fingerprint(x: np.ndarray, method: str = "umap", **params: object) -> str:
+    """Content hash of the embeddings and the layout parameters: the cache key of a layout."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(f"{method}:{sorted(params.items())}:{x.shape}".encode())
+    digest.update(x.tobytes())
+    return digest.hexdigest()
+
+
+def _fit_umap(x: np.ndarray, n_neighbors: int, min_dist: float, random_state: int) -> np.ndarray:
+    with _FIT_LOCK:
+        import umap  # imported here: the import alone compiles numba code for seconds
+
+        model = umap.UMAP(
+            n_neighbors=min(n_neighbors, len(x) - 1),
+            min_dist=min_dist,
+            metric="cosine",
+            random_state=random_state,
+            n_jobs=1,  # random_state forces one job anyway; saying so avoids umap's warning
+            low_memory=True,
+            # Below 4,096 points umap would switch to exact neighbours, a second code path for
+            # numba to compile (as long again); one path means warm_up() compiles all a fit needs.
+            force_approximation_algorithm=True,
+        )
+        return np.asarray(model.fit_transform(x), dtype=np.float32)
+
+
+class Layout:
+    """A 2-D layout fitted on document embeddings, with `transform` to place other points (labels).
+
+    PCA places new points by projection. UMAP places them at the similarity-weighted mean of their
+    nearest fitted documents, which is where umap's own `transform` starts its optimisation: it
+    needs only the fitted coordinates, so it works as well on a layout loaded from disk (a umap
+    model cannot be saved without pickle) and costs no extra numba compilation.
+    """
+
+    def __init__(
+        self,
+        method: str = "pca",
+        n_neighbors: int = UMAP_PARAMS["n_neighbors"],
+        min_dist: float = UMAP_PARAMS["min_dist"],
+        random_state: int = UMAP_PARAMS["random_state"],
+    ) -> None:
+        if method not in METHODS:
+            raise FewshotError(f"Unknown layout '{method}'; choose one of {', '.join(METHODS)}.")
+        self.method = method
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.random_state = random_state
+
+    def fit(self, x: np.ndarray) -> Layout:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or len(x) == 0:
+            raise FewshotError("A layout needs a non-empty 2-D array of embeddings.")
+        if self.method == "umap":
+            if len(x) < MIN_UMAP_POINTS:
+                raise FewshotError(f"UMAP needs at least {MIN_UMAP_POINTS} documents; use PCA.")
+            embedding = _fit_umap(x, self.n_neighbors, self.min_dist, self.random_state)
+            return self.with_embedding(x, embedding)
+        self.n_features_in_ = x.shape[1]
+        self.mean_ = x.mean(axis=0)
+        _, _, vt = np.linalg.svd(x - self.mean_, full_matrices=False)
+        components = np.zeros((2, x.shape[1]), dtype=np.float32)
+        components[: min(2, len(vt))] = vt[:2]
+        # Sign of each axis fixed by its largest loading, so the picture does not flip.
+        signs = np.sign(components[np.arange(2), np.abs(components).argmax(axis=1)])
+        self.components_ = components * np.where(signs == 0, 1, signs)[:, None]
+        self.embedding_ = self.transform(x)
+        return self
+
+    def with_embedding(self, x: np.ndarray, embedding: np.ndarray) -> Layout:
+        """This UMAP layout, fitted: coordinates computed earlier for x (e.g. read from disk)."""
+        x = np.asarray(x, dtype=np.float32)
+        self.n_features_in_ = x.shape[1]
+        self.x_ = normalize(x)
+        self.embedding_ = np.asarray(embedding, dtype=np.float32)
+        return self
+
+    def transform(self, y: np.ndarray) -> np.ndarray:
+        """(m, 2) positions of new embeddings (same dimension as the fitted ones) in this layout."""
+        y = np.asarray(y, dtype=np.float32)
+        if y.ndim != 2 or y.shape[1] != self.n_features_in_:
+            raise FewshotError(
+                f"Expected embeddings of dimension {self.n_features_in_}, got shape {y.shape}."
+            )
+        if self.method == "pca":
+            return ((y - self.mean_) @ self.components_.T).astype(np.float32)
+        distance = 1.0 - normalize(y) @ self.x_.T
+        k = min(self.n_neighbors, len(self.x_))
+        nearest = np.argpartition(distance, k - 1, axis=1)[:, :k]
+        d = np.take_along_axis(distance, nearest, axis=1)
+        gap = d - d.min(axis=1, keepdims=True)
+        weights = np.exp(-gap / np.maximum(gap.mean(axis=1, keepdims=True), 1e-6))
+        weights /= weights.sum(axis=1, keepdims=True)
+        return np.einsum("mk,mkc->mc", weights, self.embedding_[nearest]).astype(np.float32)
+
+
+def _in_background(task: Callable[[], object]) -> Future:
+    """Run task in a daemon thread (an unfinished fit must not hold up interpreter exit)."""
+    future: Future = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(task())
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever asks for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="fewshot-layout", daemon=True).start()
+    return future
+
+
+def warm_up(n: int = 50, seed: int = 0) -> Future:
+    """Start (once per process) a UMAP fit on n random points to pay numba's compilation early.
+
+    Call it at app start; real fits queue behind it on the same lock, so nothing compiles twice.
+    """
+    global _warm_up
+    with _WARM_UP_LOCK:
+        if _warm_up is None:
+            x = np.random.default_rng(seed).normal(size=(n, 16)).astype(np.float32)
+            _warm_up = _in_background(lambda: Layout("umap").fit(x))
+        return _warm_up
+
+
+class LayoutCache:
+    """UMAP layouts by embedding fingerprint: in memory, on disk, or being fitted in the background.
+
+    `layout(x)` never waits for a fit: it returns the UMAP layout when there is one and otherwise
+    starts the fit and returns PCA. Safe to share between threads (one instance per app process).
+    """
+
+    def __init__(
+        self, directory: str | Path | None = None, keep: int = 8, **params: object
+    ) -> None:
+        self.directory = Path(directory) if directory else config.data_dir() / "layouts"
+        self.params = {**UMAP_PARAMS, **params}
+        self.keep = keep  # finished layouts held in memory; older ones are re-read from disk
+        self._lock = threading.Lock()
+        self._jobs: OrderedDict[str, Future] = OrderedDict()
+
+    def path(self, x: np.ndarray) -> Path:
+        return self.directory / f"umap-{fingerprint(x, 'umap', **self.params)}.npz"
+
+    def _job(self, x: np.ndarray, start: bool) -> Future | None:
+        """The fit of x: done (in memory or read from disk), running, or started now if start."""
+        path = self.path(x)
+        with self._lock:
+            job = self._jobs.get(path.name)
+            if job is None:
+                stored = self._read(path, x)
+                if stored is not None:
+                    job = Future()
+                    job.set_result(stored)
+                elif start:
+                    job = _in_background(lambda: self._fit(path, x))
+            if job is not None:
+                self._jobs[path.name] = job
+                self._jobs.move_to_end(path.name)
+                done = [k for k, j in self._jobs.items() if j.done() and j is not job]
+                for k in done[: max(0, len(self._jobs) - self.keep)]:
+                    del self._jobs[k]
+            return job
+
+    def _read(self, path: Path, x: np.ndarray) -> Layout | None:
+        """The stored layout of x, or None; a damaged or foreign file is removed to be refitted."""
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                embedding = np.asarray(data["embedding"], dtype=np.float32)
+        except (OSError, ValueError, KeyError, EOFError):
+            embedding = None
+        if embedding is None or embedding.shape != (len(x), 2) or not np.isfinite(embedding).all():
+            path.unlink(missing_ok=True)
+            return None
+        return Layout("umap", **self.params).with_embedding(x, embedding)
+
+    def _fit(self, path: Path, x: np.ndarray) -> Layout:
+        layout = Layout("umap", **self.params).fit(x)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{threading.get_ident()}.tmp.npz")
+        np.savez(tmp, embedding=layout.embedding_)  # the key (file name) holds data and params
+        tmp.replace(path)
+        return layout
+
+    def layout(self, x: np.ndarray) -> Layout:
+        """UMAP if it is ready, else PCA now (starting the UMAP fit if need be).
+
+        Corpora below MIN_UMAP_POINTS get PCA for good; a failed fit too (status() says why).
+        """
+        if len(x) >= MIN_UMAP_POINTS:
+            job = self._job(x, start=True)
+            if job.done() and job.exception() is None:
+                return job.result()
+        return Layout("pca").fit(x)
+
+    def status(self, x: np.ndarray) -> str:
+        """'ready', 'computing', 'not started', 'too few points', or 'failed: <reason>'."""
+        if len(x) < MIN_UMAP_POINTS:
+            return "too few points"
+        job = self._job(x, start=False)
+        if job is None:
+            return "not started"
+        if not job.done():
+            return "computing"
+        error = job.exception()
+        return "ready" if error is None else f"failed: {error}"
+
+    def wait(self, x: np.ndarray, timeout: float | None = None) -> Layout:
+        """Block until the UMAP layout of x is fitted (for scripts and tests); errors propagate."""
+        return self._job(x, start=True).result(timeout=timeout)

@@ -1,0 +1,273 @@
+"""What every page shares: the current project, the models and the fitted workspace.
+
+Pages read state through these helpers and write it back through the store, so all pages show the
+same numbers and a reload loses nothing. Slow things are cached per process with st.cache_resource;
+anything that depends on labels is refit on every run, since that takes well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+from streamlit.runtime.pages_manager import PagesManager
+
+from fewshot import FewshotError, config, demo
+from fewshot.classify import LabelSpace
+from fewshot.encoders import Progress
+from fewshot.store import Project, list_projects, open_project
+from fewshot.views import DEFAULT_VIEW, VIEWS, Embedder
+from fewshot.workspace import Prediction, Workspace
+
+DATA_PAGE = "pages/data.py"
+LABELS_PAGE = "pages/labels.py"
+TEACH_PAGE = "pages/teach.py"
+USER = "local"
+_APP_SETTINGS = "app.json"  # in the data directory: settings of the app rather than of a project
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
+
+
+# Projects
+
+
+def _last_project() -> str | None:
+    try:
+        return json.loads((config.data_dir() / _APP_SETTINGS).read_text())["last_project"]
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or a damaged file: no default
+        return None
+
+
+def select_project(name: str) -> None:
+    """Make the project (created if new) current, in this session and on the next visit.
+
+    Call it from a widget callback: it sets the sidebar picker's state, which is only allowed
+    before the picker is drawn.
+    """
+    open_project(name)
+    st.session_state["project"] = name
+    (config.data_dir() / _APP_SETTINGS).write_text(json.dumps({"last_project": name}))
+
+
+def project_names() -> list[str]:
+    """All projects, with st.session_state.project set to one of them (or None when there are none).
+
+    The default is the project used last, so coming back tomorrow opens where the user left off.
+    """
+    names = list_projects()
+    if st.session_state.get("project") not in names:
+        last = _last_project()
+        st.session_state["project"] = last if last in names else (names[0] if names else None)
+    return names
+
+
+def _through_navigation() -> None:
+    """Rerun through app.py when Streamlit ran this page on its own.
+
+    With a folder named pages/ beside app.py, Streamlit (1.67) runs a process's first request in
+    its old multipage mode until some run calls st.navigation: a deep link such as /teach then runs
+    that page alone, without app.py's sidebar and project choice, and keeps doing so. Leaving the
+    mode and rerunning sends the request through st.navigation, which finds the same page.
+    """
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def current_project() -> Project | None:
+    """The session's project; every page asks for it first, so it also checks how the page runs."""
+    _through_navigation()
+    name = st.session_state.get("project")
+    return open_project(name, create=False) if name else None
+
+
+def open_demo() -> None:
+    """Button callback: the demo project with its sample and default labels becomes current."""
+    select_project(demo.open_demo().name)
+
+
+# Models and embeddings
+
+
+def _progress_bar(first: str, template: str) -> tuple[DeltaGenerator, Progress]:
+    """A progress bar showing `first` and the callback that fills it; template is formatted with
+    done and total."""
+    bar = st.progress(0.0, text=first)
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), template.format(done=done, total=total))
+
+    return bar, progress
+
+
+@st.cache_resource(show_spinner=False)
+def embedder() -> Embedder:
+    """The configured models, once per process; the first Zmap fit ever embeds its vocabulary."""
+    bar, progress = _progress_bar(
+        "Loading the sentence encoder and word vectors...",
+        "Fitting the Zmap (once): embedding {done:,} / {total:,} words",
+    )
+    model = Embedder.default(progress=progress)
+    bar.empty()
+    return model
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _workspace(project_path: str, fingerprint: str, _texts: tuple[str, ...]) -> Workspace:
+    """One Workspace per (project, corpus), shared by all sessions; _texts is not hashed.
+
+    Elements drawn in here are replayed on a cache hit; the bar is emptied, so nothing shows then.
+    """
+    model = embedder()
+    bar, progress = _progress_bar(
+        "Loading the sentence encoder...", "Embedding {done:,} / {total:,} documents"
+    )
+    found = Workspace(list(_texts), model, progress=progress)
+    bar.empty()
+    return found
+
+
+def workspace(project: Project) -> Workspace | None:
+    """The project's corpus embedded in every view (None without documents); the first call for a
+    corpus shows a progress bar, and the embedding cache makes it quick after that."""
+    texts = tuple(project.documents()["text"])
+    if not texts:
+        return None
+    digest = hashlib.blake2b(digest_size=16)
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    return _workspace(str(project.path), digest.hexdigest(), texts)
+
+
+# Labels and predictions
+
+
+def label_space(project: Project) -> LabelSpace | None:
+    """The project's labels, or None when they cannot classify anything (fewer than two)."""
+    pairs = project.labels()
+    try:
+        return LabelSpace(tuple(n for n, _ in pairs), tuple(d for _, d in pairs))
+    except FewshotError:
+        return None
+
+
+def human_labels(project: Project, labels: LabelSpace) -> dict[int, str]:
+    """{document id: label name} for the documents whose current human label is in labels.
+
+    Labels that were renamed or removed stay in the store but are left out here; ids are the
+    documents' positions, as the store numbers documents 0..n-1.
+    """
+    canonical = {name.casefold(): name for name in labels.names}
+    frame = project.annotations()
+    return {
+        int(doc): canonical[label.casefold()]
+        for doc, label in zip(frame["doc_id"], frame["label"])
+        if label.casefold() in canonical
+    }
+
+
+@dataclass
+class Current:
+    """Everything a page needs to show predictions, read fresh from the store on every run."""
+
+    project: Project
+    workspace: Workspace
+    labels: LabelSpace
+    human: dict[int, str]
+
+    def predict(self, view: str = DEFAULT_VIEW) -> Prediction:
+        return self.workspace.predict(self.labels, self.human, view)
+
+    def cross_validated_accuracy(self) -> float | None:
+        """Workspace.cross_validated_accuracy, kept for the session until the labels change: it
+        refits several times (seconds on a large corpus), and most reruns change no label."""
+        key = (self.workspace, self.labels, tuple(sorted(self.human.items())))
+        memo = st.session_state.get("accuracy")
+        if memo is None or memo[0] != key:
+            memo = (key, self.workspace.cross_validated_accuracy(self.labels, self.human))
+            st.session_state["accuracy"] = memo
+        return memo[1]
+
+    def table(self, prediction: Prediction) -> pd.DataFrame:
+        """The prediction table with the human labels in it (Prediction.table's columns)."""
+        n = len(self.workspace.texts)
+        human = pd.Series(self.human, dtype=object).reindex(range(n))
+        return prediction.table(self.workspace.texts, human)
+
+
+def describe_fit(prediction: Prediction) -> str:
+    """How the classifier reached its predictions, in a sentence (it chooses by itself)."""
+    classifier = prediction.classifier
+    if classifier.transductive_used_:
+        how = "label embeddings, refined by soft clustering of the whole corpus"
+    else:
+        how = "label embeddings and human labels only; clustering the corpus was not trusted"
+    return f"{VIEWS[prediction.view]}: {how} (check: {classifier.selection_})."
+
+
+def require_project() -> Project:
+    """The current project, or a pointer to the Data page (and the page stops)."""
+    project = current_project()
+    if project is None:
+        st.info("There is no project yet: open the demo sample or bring your own documents.")
+        st.page_link(DATA_PAGE, label="Go to Data", icon=":material/upload_file:")
+        st.stop()
+    return project
+
+
+def require_workspace(project: Project) -> Workspace:
+    """The embedded corpus, or a pointer to the Data page when there are no documents."""
+    found = workspace(project)
+    if found is None:
+        st.info(f"Project '{project.name}' has no documents yet. Add some on the Data page.")
+        st.page_link(DATA_PAGE, label="Go to Data", icon=":material/upload_file:")
+        st.stop()
+    return found
+
+
+def require_labels(project: Project) -> LabelSpace:
+    """The label space, or a pointer to the Labels page when there are fewer than two labels."""
+    labels = label_space(project)
+    if labels is None:
+        st.info("Define at least two distinct labels on the Labels page to see predictions.")
+        st.page_link(LABELS_PAGE, label="Go to Labels", icon=":material/label:")
+        st.stop()
+    return labels
+
+
+def current() -> Current:
+    """Project, corpus, labels and human labels, or a pointer to the page that provides them."""
+    project = require_project()
+    found = require_workspace(project)
+    labels = require_labels(project)
+    return Current(project, found, labels, human_labels(project, labels))
+
+
+def compact(figure: go.Figure, height: int) -> go.Figure:
+    """Plotly figure sized for a column: small margins, the legend below where it covers nothing."""
+    figure.update_layout(
+        height=height,
+        margin={"t": 40, "b": 0, "l": 0, "r": 0},
+        legend={"orientation": "h", "title_text": "", "y": -0.25},
+    )
+    return figure
+
+
+def skipped(project: Project) -> set[int]:
+    """Documents the user skipped on the Teach page, for this session (mutable; ids of the corpus)."""
+    return st.session_state.setdefault("skipped", {}).setdefault(project.name, set())
+
+
+def plural(n: int, noun: str) -> str:
+    """ "1 document", "2 documents": counts read as sentences."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def escape_markdown(text: str) -> str:
+    """User text made literal where Streamlit renders Markdown (button labels, metric labels)."""
+    return _MARKDOWN.sub(r"\\\1", text)

@@ -1,0 +1,103 @@
+"""Export: every document with its human label and scores (CSV / JSONL), the fitted maps (.npz),
+and a check for map files brought from elsewhere."""
+
+import numpy as np
+import streamlit as st
+
+from fewshot import FewshotError
+from fewshot.export import (
+    export_table,
+    label_summary,
+    map_from_bytes,
+    map_to_bytes,
+    to_csv_bytes,
+    to_jsonl_bytes,
+)
+from fewshot.views import DEFAULT_VIEW, VIEWS
+from pages import common
+
+st.title("Export")
+project = common.require_project()
+workspace = common.require_workspace(project)
+labels = common.label_space(project)
+
+prediction = None
+if labels is None:
+    st.info("With at least two labels the export also holds predicted labels and scores.")
+    st.page_link(common.LABELS_PAGE, label="Go to Labels", icon=":material/label:")
+else:
+    view = st.radio(
+        "Predictions from", list(VIEWS), format_func=VIEWS.get, horizontal=True,
+        key="export_view", index=list(VIEWS).index(DEFAULT_VIEW),
+    )  # fmt: skip
+    prediction = common.Current(
+        project, workspace, labels, common.human_labels(project, labels)
+    ).predict(view)
+
+table = export_table(project.documents(), project.annotations(), prediction)
+
+st.subheader("Summary")
+documents, labeled = st.columns(2)
+documents.metric("Documents", f"{len(table):,}")
+labeled.metric("With a human label", f"{table['human_label'].notna().sum():,}")
+st.dataframe(label_summary(table), width="content")
+
+st.subheader("Documents, labels and scores")
+st.caption(
+    "One row per document: id, text, source and metadata, the human label with who set it and "
+    "when, the predicted label and its score, and a score column per label. In the CSV, cells "
+    "that a spreadsheet would run as a formula (starting with = + - @) get a leading apostrophe."
+)
+stem = f"{project.name}-labels"
+csv_button, jsonl_button = st.columns(2)
+csv_button.download_button(
+    "Download CSV", lambda: to_csv_bytes(table), f"{stem}.csv", "text/csv",
+    icon=":material/table:", key="download_csv",
+)  # fmt: skip
+jsonl_button.download_button(
+    "Download JSONL", lambda: to_jsonl_bytes(table), f"{stem}.jsonl", "application/jsonl",
+    icon=":material/data_object:", key="download_jsonl",
+)  # fmt: skip
+st.dataframe(table.head(100), hide_index=True, height=300)
+
+st.subheader("Fitted maps")
+st.caption(
+    "Plain NumPy arrays (.npz, no pickle). The Wmap bends document space toward the human labels "
+    "of the chosen view; the Zmap takes Sentence-BERT embeddings into word-vector space."
+)
+wmap_button, zmap_button = st.columns(2)
+if prediction is not None:
+    wmap = prediction.classifier.wmap_
+    wmap_button.download_button(
+        f"Download Wmap ({VIEWS[prediction.view]}, {wmap.coef_.shape[0]}×{wmap.coef_.shape[1]})",
+        map_to_bytes(wmap), f"{project.name}-wmap-{prediction.view}.npz",
+        "application/octet-stream", icon=":material/download:", key="download_wmap",
+    )  # fmt: skip
+zmap = workspace.embedder.zmap
+zmap_button.download_button(
+    f"Download Zmap ({zmap.coef_.shape[0]}×{zmap.coef_.shape[1]})",
+    map_to_bytes(zmap), f"{project.name}-zmap.npz", "application/octet-stream",
+    icon=":material/download:", key="download_zmap",
+)  # fmt: skip
+
+upload = st.file_uploader("Check a map file", type=["npz"], key="map_upload")
+if upload is not None:
+    try:
+        loaded = map_from_bytes(upload.getvalue(), upload.name)
+    except FewshotError as exc:
+        st.error(common.escape_markdown(str(exc)))
+    else:
+        rows, cols = loaded.coef_.shape
+        fits = [
+            VIEWS[v]
+            for v, docs in workspace.views.items()
+            if rows == docs.shape[1] and (loaded.kind == "zmap" or cols == rows)
+        ]
+        fit_note = f"It fits the {', '.join(fits)} view." if fits else "It fits no view here."
+        name = common.escape_markdown(upload.name)
+        st.success(f"{name}: a {loaded.kind.capitalize()}, {rows}×{cols}. {fit_note}")
+        ours = {"zmap": zmap, "wmap": prediction.classifier.wmap_ if prediction else None}
+        reference = ours[loaded.kind]
+        if reference is not None and reference.coef_.shape == loaded.coef_.shape:
+            gap = np.linalg.norm(loaded.coef_ - reference.coef_) / np.linalg.norm(reference.coef_)
+            st.caption(f"Relative difference from this project's {loaded.kind}: {gap:.1%}.")

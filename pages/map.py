@@ -1,0 +1,214 @@
+"""Map: the corpus in 2-D, coloured by label, with the labels drawn in; lasso a cluster, label it.
+
+The page never waits for UMAP: it draws the PCA layout at once and swaps in UMAP when the
+background fit is done (the first fit in a server process pays up to a minute of compilation).
+"""
+
+import html
+import textwrap
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.colors import qualitative
+
+from fewshot import config
+from fewshot.projection import MIN_UMAP_POINTS, LayoutCache, plot_sample
+from fewshot.views import DEFAULT_VIEW, VIEWS
+from pages import common
+
+UNLABELED = "(no human label)"
+UNLABELED_COLOUR = "#c3c7cf"
+HOVER_CHARS = 240
+
+
+@st.cache_resource(show_spinner=False)
+def layout_cache(directory: str) -> LayoutCache:
+    """One cache per data directory and process, so background fits outlive page runs."""
+    return LayoutCache(directory)
+
+
+def colours(names: tuple[str, ...]) -> dict[str, str]:
+    palette = qualitative.Plotly if len(names) <= 10 else qualitative.Alphabet
+    return {name: palette[i % len(palette)] for i, name in enumerate(names)}
+
+
+def hover_text(row: pd.Series) -> str:
+    """Plotly hover labels are HTML-ish: escape the user's text, wrap it, keep it short."""
+    text = row["text"] if len(row["text"]) <= HOVER_CHARS else row["text"][:HOVER_CHARS] + "…"
+    lines = "<br>".join(html.escape(line) for line in textwrap.wrap(text, 70))
+    human = row["human_label"] if isinstance(row["human_label"], str) else "none"
+    return (
+        f"{lines}<br><br><b>Predicted:</b> {html.escape(row['predicted_label'])} "
+        f"({row['score']:.2f})<br><b>Human label:</b> {html.escape(human)}"
+        f"<br><b>Document</b> {row['id']}"
+    )
+
+
+def figure(
+    shown: pd.DataFrame, colour_by: str, label_xy: np.ndarray, names: tuple[str, ...]
+) -> go.Figure:
+    """One trace per label (so the legend toggles them), documents carry their id as customdata."""
+    palette = colours(names)
+    fig = go.Figure()
+    groups = [*names, UNLABELED] if colour_by == "human_label" else list(names)
+    for name in groups:
+        rows = shown[shown[colour_by].fillna(UNLABELED) == name]
+        if rows.empty:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=rows["x"],
+                y=rows["y"],
+                mode="markers",
+                name=f"{name} ({len(rows):,})",
+                marker={"size": 7, "color": palette.get(name, UNLABELED_COLOUR), "opacity": 0.8},
+                customdata=rows["id"].tolist(),  # a plain list: one int per point
+                hovertext=rows.apply(hover_text, axis=1),
+                hovertemplate="%{hovertext}<extra></extra>",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=label_xy[:, 0],
+            y=label_xy[:, 1],
+            mode="markers+text",
+            name="Labels",
+            text=[f"<b>{html.escape(n)}</b>" for n in names],
+            textposition="top center",
+            textfont={"size": 15, "color": "#111827", "shadow": "auto"},
+            marker={
+                "size": 22,
+                "symbol": "star",
+                "color": [palette[n] for n in names],
+                "line": {"width": 2, "color": "#1f2937"},
+            },
+            hovertemplate="Label: %{text}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=640,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},  # room for the toolbar above the legend
+        dragmode="lasso",
+        hoverlabel={"align": "left"},
+        legend={"title": {"text": "Click to hide or show"}, "itemsizing": "constant"},
+        xaxis={"showticklabels": False, "title": None, "zeroline": False},
+        yaxis={"showticklabels": False, "title": None, "zeroline": False},
+    )
+    return fig
+
+
+def label_selection(ids: list[int], label: str) -> None:
+    """Button callback: one store call for the whole selection (one batch, one undo)."""
+    project = common.current_project()
+    project.annotate(ids, label, user=common.USER)
+    st.session_state["map_notice"] = (f"Labeled {len(ids):,} documents as {label}.", True)
+    st.session_state["map_round"] = st.session_state.get("map_round", 0) + 1  # clears the lasso
+
+
+def undo_last() -> None:
+    """Button callback: revert that one batch (offered once, right after it, so undo never
+    reaches further back than the user can see)."""
+    if common.current_project().undo(common.USER):
+        message = "Undone: those documents have their previous labels back."
+        st.session_state["map_notice"] = (message, False)
+
+
+st.title("Map")
+now = common.current()
+
+left, right = st.columns(2)
+view = left.radio(
+    "Embedding", list(VIEWS), format_func=VIEWS.get, horizontal=True, key="map_view",
+    index=list(VIEWS).index(DEFAULT_VIEW),
+)  # fmt: skip
+colour_by = right.radio(
+    "Colour by", ["predicted_label", "human_label"], horizontal=True, key="map_colour",
+    format_func={"predicted_label": "Predicted label", "human_label": "Human label"}.get,
+)  # fmt: skip
+
+prediction = now.predict(view)
+table = now.table(prediction)
+docs = now.workspace.views[view]
+sample = plot_sample(len(docs))
+cache = layout_cache(str(config.data_dir() / "layouts"))
+layout = cache.layout(docs[sample])
+status = cache.status(docs[sample])
+label_xy = layout.transform(now.workspace.label_vectors(now.labels)[view])
+
+if layout.method == "umap":
+    st.caption(f"UMAP layout of the {VIEWS[view]} embeddings (cosine, 15 neighbours).")
+elif status == "too few points":
+    st.caption(f"PCA layout: UMAP needs at least {MIN_UMAP_POINTS} documents.")
+elif status.startswith("failed"):
+    st.warning(f"UMAP could not lay out these documents ({status}); showing PCA instead.")
+else:
+    st.caption(
+        f"Quick PCA layout of the {VIEWS[view]} embeddings. The UMAP layout is being computed in "
+        "the background (the first one after a server start takes up to a minute); it replaces "
+        "this one by itself when ready."
+    )
+
+    @st.fragment(run_every=2)
+    def swap_in_umap() -> None:
+        """Poll the background fit; rerun the page once it has finished (or failed)."""
+        if cache.status(docs[sample]) != "computing":
+            st.rerun()
+
+    swap_in_umap()
+if len(sample) < len(docs):
+    st.caption(
+        f"Showing a fixed random sample of {len(sample):,} of the {len(docs):,} documents (the same "
+        "sample every time); a selection labels only documents shown."
+    )
+
+shown = table.iloc[sample].assign(x=layout.embedding_[:, 0], y=layout.embedding_[:, 1])
+event = st.plotly_chart(
+    figure(shown, colour_by, label_xy, now.labels.names),
+    on_select="rerun",
+    selection_mode=("lasso", "box"),
+    key=f"map-{view}-{layout.method}-{st.session_state.get('map_round', 0)}",
+    config={"displaylogo": False},
+)
+
+if notice := st.session_state.pop("map_notice", None):
+    text, can_undo = notice
+    message, undo = st.columns([4, 1], vertical_alignment="center")
+    message.success(common.escape_markdown(text))
+    if can_undo:
+        undo.button("Undo", on_click=undo_last, icon=":material/undo:")
+
+selected = sorted({int(p["customdata"]) for p in event.selection.points if "customdata" in p})
+if not selected:
+    st.info("Draw a lasso or a box around documents on the map to label them all at once.")
+    st.stop()
+
+rows = table.iloc[selected]
+st.subheader(f"{len(selected):,} documents selected")
+counts = rows["predicted_label"].value_counts()
+st.caption(
+    "Predicted: " + ", ".join(f"{common.escape_markdown(k)} {v:,}" for k, v in counts.items())
+)
+st.dataframe(
+    rows[["id", "text", "predicted_label", "score", "human_label"]],
+    hide_index=True,
+    height=min(38 + 35 * len(rows), 300),
+    column_config={
+        "id": "Doc",
+        "text": st.column_config.TextColumn("Text", width="large"),
+        "predicted_label": "Predicted",
+        "score": st.column_config.NumberColumn("Score", format="%.2f"),
+        "human_label": "Human label",
+    },
+)
+majority = rows["predicted_label"].mode().iloc[0]
+label = st.selectbox(
+    "Label", now.labels.names, index=now.labels.names.index(majority), key="map_label"
+)
+st.button(
+    f"Label {len(selected):,} selected documents as {common.escape_markdown(label)}",
+    type="primary",
+    on_click=label_selection,
+    args=(selected, label),
+)

@@ -1,0 +1,90 @@
+"""End to end in a real browser: Debian's chromium drives the real app on a local port.
+
+Create a project, upload a CSV, name labels, label two documents, download the CSV export and
+read it back; then restart the server and check the labels are still there.
+"""
+
+import shutil
+
+import pandas as pd
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.browser_server import CHROMIUM_FLAGS, running_app
+
+CHROMIUM = shutil.which("chromium")
+TIMEOUT = 300_000  # ms; the first run loads the models and fits the Zmap in the server
+expect.set_options(timeout=TIMEOUT)
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is missing: run the tests through `make test`"
+)
+
+
+def _settle(page: Page) -> None:
+    """Wait until the script run that the last action started has finished."""
+    page.wait_for_timeout(300)
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden()
+
+
+def _open(page: Page, url: str, nav: str | None = None) -> None:
+    page.goto(url)
+    page.get_by_role("heading", name="Data").wait_for(timeout=TIMEOUT)
+    if nav:
+        page.get_by_role("link", name=nav).click()
+        page.get_by_role("heading", name=nav).wait_for(timeout=TIMEOUT)
+
+
+def test_upload_label_export_restart(tmp_path, ag_sample):
+    upload = tmp_path / "news.csv"
+    ag_sample.head(12)[["text"]].assign(id=range(12)).to_csv(upload, index=False)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(TIMEOUT)
+        with running_app(data_dir) as url:
+            _open(page, url)
+            page.get_by_label("Name").fill("browser test")
+            page.get_by_role("button", name="Create").click()
+            expect(page.get_by_text("Add documents")).to_be_visible()
+
+            page.locator("input[type=file]").set_input_files(str(upload))
+            expect(page.get_by_text("Rows read")).to_be_visible()
+            page.get_by_role("button", name="Replace corpus").click()
+            expect(page.get_by_text("The corpus now holds 12 documents.")).to_be_visible()
+
+            page.get_by_role("link", name="Labels").click()
+            _settle(page)
+            labels = page.get_by_role("textbox", name="One label per line")
+            labels.fill("World\nSports\nBusiness\nSci/Tech")
+            labels.press("Tab")
+            page.get_by_role("button", name="Save labels").click()
+            expect(page.get_by_text("Zero-shot assignments")).to_be_visible()
+
+            page.get_by_role("link", name="Teach").click()
+            for expected in ("1", "2"):
+                _settle(page)
+                page.get_by_role("button", name="Sports", exact=True).click()
+                expect(page.locator("[data-testid=stSidebar]")).to_contain_text(
+                    f"{expected} human label"
+                )
+
+            page.get_by_role("link", name="Export").click()
+            _settle(page)
+            with page.expect_download() as download:
+                page.get_by_role("button", name="Download CSV").click()
+            exported = pd.read_csv(download.value.path())
+            page.screenshot(path=str(tmp_path / "export.png"), full_page=True)
+
+        assert len(exported) == 12
+        assert set(exported["text"]) == set(ag_sample.head(12)["text"])
+        assert (exported["human_label"] == "Sports").sum() == 2
+        assert exported["predicted_label"].isin(["World", "Sports", "Business", "Sci/Tech"]).all()
+
+        with running_app(data_dir) as url:  # a restarted server finds every label
+            _open(page, url)
+            expect(page.locator("[data-testid=stSidebar]")).to_contain_text("2 human labels")
+        browser.close()

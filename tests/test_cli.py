@@ -1,0 +1,109 @@
+"""The real command line in a subprocess: output shape, accuracy on easy news, one-line errors."""
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = "World\nSports: games, athletes, teams\nBusiness\nSci/Tech\n"
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "FEWSHOT_DATA_DIR": os.environ["FEWSHOT_DATA_DIR"],
+        "FEWSHOT_ZMAP_WORDS": os.environ["FEWSHOT_ZMAP_WORDS"],
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "fewshot", "classify", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, ag_sample, embedder):
+    """20 news rows to label, 8 labeled examples from other rows, the label file.
+
+    `embedder` is requested so the shared data directory already holds the word vectors and the
+    Zmap: the subprocesses then only embed their own few rows.
+    """
+    folder = tmp_path_factory.mktemp("cli")
+    by_class = ag_sample.groupby("label", group_keys=False)
+    by_class.head(5).to_csv(folder / "input.csv", index=False)
+    by_class.nth([5, 6]).to_csv(folder / "examples.csv", index=False)
+    (folder / "labels.txt").write_text(LABELS)
+    return folder
+
+
+def check_output(frame: pd.DataFrame, expected: pd.DataFrame) -> None:
+    scores = ["score_World", "score_Sports", "score_Business", "score_Sci/Tech"]
+    assert list(frame.columns) == ["text", "source", "label", "predicted_label", "score", *scores]
+    assert frame["text"].tolist() == expected["text"].tolist()
+    assert frame["score"].between(0, 1).all()
+    # Chance is 0.25; on 20 rows one row is 5 points (zero-shot gets 0.65, few-shot 0.55 here).
+    assert (frame["label"] == frame["predicted_label"]).mean() >= 0.45
+
+
+def test_zero_shot_writes_every_row_with_scores(files):
+    result = cli(files / "input.csv", "--labels-file", files / "labels.txt")
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(io.StringIO(result.stdout))
+    check_output(frame, pd.read_csv(files / "input.csv"))
+    assert "zero-shot" in result.stderr
+
+
+def test_examples_make_it_few_shot(files, tmp_path):
+    out = tmp_path / "out.csv"
+    result = cli(
+        files / "input.csv",
+        "--labels-file",
+        files / "labels.txt",
+        "--examples",
+        files / "examples.csv",
+        "--output",
+        out,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    check_output(pd.read_csv(out), pd.read_csv(files / "input.csv"))
+    assert "few-shot on 8 examples" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing input", "File not found"),
+        ("one label", "At least two labels"),
+        ("duplicate labels", "Duplicate label"),
+        ("unknown example label", "Unknown label"),
+        ("no such text column", "no column 'body'"),
+    ],
+)
+def test_mistakes_end_in_one_line_and_exit_2(files, tmp_path, case, message):
+    labels, examples = files / "labels.txt", files / "examples.csv"
+    extra = []
+    if case == "one label":
+        labels = tmp_path / "one.txt"
+        labels.write_text("World\n")
+    elif case == "duplicate labels":
+        labels = tmp_path / "dup.txt"
+        labels.write_text(LABELS + "world: again\n")
+    elif case == "unknown example label":
+        examples = tmp_path / "bad.csv"
+        examples.write_text("text,label\nRain all week,Weather\n")
+    elif case == "no such text column":
+        extra = ["--text-column", "body"]
+    source = tmp_path / "nope.csv" if case == "missing input" else files / "input.csv"
+    result = cli(source, "--labels-file", labels, "--examples", examples, *extra)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
