@@ -6,10 +6,11 @@ create a project, its numbers); each step of the user's path is a file in pages/
 
 import streamlit as st
 
-from fewshot import FewshotError
+from fewshot import FewshotError, projection
 from pages import common
 
 st.set_page_config(page_title="Few-Shot Labeler", layout="wide")
+projection.warm_up()  # once per process, in the background: UMAP's numba compile takes 20-75 s
 
 navigation = st.navigation(
     [

@@ -108,6 +108,9 @@ def cohen_kappa(a: np.ndarray, b: np.ndarray, n_classes: int) -> float:
 # bounded; beyond that an inverted-file search (probe the nearest clusters only) keeps it to seconds.
 EXACT_GRAPH_LIMIT = 20_000
 CV_SAMPLE = 2_000
+VETO_LABELS = 5  # human labels per class before cross-validation may veto clustering
+DISCRIMINANT_ROUNDS = 2
+SHRINKAGE = 0.1  # of the shared covariance toward a multiple of the identity
 _BLOCK = 1024
 _CACHE: OrderedDict[tuple, object] = OrderedDict()  # per corpus: neighbour graph, row index
 _CACHE_KEPT = 12
@@ -155,7 +158,7 @@ def _locate(queries: np.ndarray, base: np.ndarray, index: dict[int, list[int]]) 
     return found
 
 
-def _approximate_graph(unit: np.ndarray, k: int, probe: int = 8, rounds: int = 4) -> np.ndarray:
+def _approximate_graph(unit: np.ndarray, k: int, probe: int = 32, rounds: int = 4) -> np.ndarray:
     """Approximate k nearest neighbours of every row: spherical k-means into about sqrt(n) cells;
     the documents of a cell search the cells whose centres are nearest to their own."""
     n = len(unit)
@@ -212,6 +215,13 @@ def _cached(key: tuple, compute: Callable[[], object]):  # noqa: ANN202 - whatev
     return value
 
 
+def _moments(unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the corpus rows."""
+    mean = unit.mean(axis=0)
+    cov = (unit.T @ unit).astype(np.float64) / len(unit) - np.outer(mean, mean)
+    return mean, cov
+
+
 def neighbour_mean(values: np.ndarray, graph: np.ndarray) -> np.ndarray:
     out = values[graph[:, 0]].copy()
     for j in range(1, graph.shape[1]):
@@ -248,30 +258,36 @@ class _Corpus:
     """What predict_proba needs to answer for the fitted corpus and its neighbourhood."""
 
     key: tuple
-    raw: np.ndarray
-    unit: np.ndarray
-    graph: np.ndarray
+    raw: np.ndarray  # the corpus as given (not copied); unit rows are recomputed when needed
+    graph: np.ndarray | None  # None: no spreading
     proba: np.ndarray
 
 
 class FewShotClassifier:
     """Cosine similarity to class prototypes in a space bent by a Wmap, refined on the corpus.
 
-    Prototypes start as the label embeddings. `fit` with labeled documents refits the Wmap toward
-    their labels and adds them to their class prototypes. With an unlabeled corpus it can then use
-    the corpus in two ways, each only when the data vouch for it (`transductive="auto"`):
+    Labeled documents refit the Wmap toward their labels' embeddings. Without a corpus (or with
+    `transductive=False`) the prototypes are the label embeddings plus the mapped labeled
+    documents. With an unlabeled corpus, each step below runs only when the data vouch for it:
 
-    - soft k-means seeded by the prototypes and anchored by the human labels. Clustering can pull
-      the wrong way (a corpus that clusters by topic, labels about sentiment), so it is kept only
-      with agreement beyond chance between the clustered and the plain predictions (`min_kappa`),
-      and no veto from cross-validation on the human labels;
-    - label spreading over the corpus's nearest-neighbour graph: each document's probabilities
-      are mixed with its neighbours' (human-labeled documents pass their label on). How much
-      (`smoothing_`, 0 to 0.8) follows from how well neighbours agree on the labels the plain
-      model gives them (`homophily`, a kappa): not at all below 0.3, fully from 0.6.
+    1. soft k-means, seeded by the label embeddings alone and anchored by the labeled documents,
+       for `n_iter` rounds. Few rounds move the prototypes from label text to where the
+       documents are; many rounds drift. It is kept only with agreement beyond chance
+       (`min_kappa`) between the clustered and the plain predictions, and no veto from
+       cross-validation on the human labels (corpus clusters about something else than the
+       labels, such as topics under sentiment labels, fail these);
+    2. a shared-covariance refinement (`discriminant`, two EM rounds of linear discriminant
+       analysis), when the clustering was kept and the corpus has, on average, at least as many
+       documents per class as dimensions;
+    3. label spreading over the corpus's nearest-neighbour graph: each document's probabilities
+       are mixed with its neighbours' for a few rounds, and labeled documents pass their label on.
+       How much (`smoothing_`, 0 to 0.8) follows from how well neighbours agree on the labels of
+       the plain model, which never saw the corpus (`homophily`, a kappa): not at all up to 0.3,
+       fully from 0.6.
 
-    Documents of the fitted corpus get the spread probabilities; any other document gets the same
-    mix of its own prediction and its corpus neighbours'.
+    Documents of the fitted corpus get these probabilities; any other document gets the same
+    mix of its own prediction and its corpus neighbours'. `selection_` says what was chosen and
+    why. The neighbour graph, computed once per corpus and cached, is `neighbours_`.
     """
 
     def __init__(
@@ -284,6 +300,7 @@ class FewShotClassifier:
         min_kappa: float = 0.4,
         smoothing: float | str = "auto",
         n_neighbors: int | None = None,
+        discriminant: bool | str = "auto",
     ) -> None:
         self.label_vectors = normalize(label_vectors)
         self.lam = lam
@@ -293,6 +310,7 @@ class FewShotClassifier:
         self.min_kappa = min_kappa
         self.smoothing = smoothing
         self.n_neighbors = n_neighbors
+        self.discriminant = discriminant
 
     @property
     def n_classes(self) -> int:
@@ -313,32 +331,46 @@ class FewShotClassifier:
             raise FewshotError("Labeled documents and labels differ in number.")
         if len(y) and (y.min() < 0 or y.max() >= self.n_classes):
             raise FewshotError("A label is outside the label space.")
-        self._fit_inductive(x, y)
+        use_corpus = corpus is not None and len(corpus) > 0 and bool(self.transductive)
+        self._fit_inductive(x, y, with_documents=not use_corpus or self._all_classes(y))
         self.transductive_used_ = False
         self.selection_ = "inductive"
         self.smoothing_ = 0.0
+        self.neighbours_: np.ndarray | None = None
+        self.discriminant_: tuple[np.ndarray, np.ndarray] | None = None
         self._corpus: _Corpus | None = None
-        if corpus is None or not len(corpus) or not self.transductive:
+        if not use_corpus:
             return self
+        corpus = np.asarray(corpus)
+        key = fingerprint(corpus)
         unit = normalize(corpus)
         docs = self._map(unit)
         anchors = self._map(x)
-        plain = np.argmax(docs @ self.prototypes_.T, axis=1)
-        # Seeded by the label embeddings alone: labeled documents enter as anchors, so a class
-        # without labels is not out-pulled by classes whose prototypes already look like documents.
+        # The plain model the checks compare with, and the clustering's seed: label embeddings
+        # alone, labeled documents acting through the Wmap (and as anchors). Prototypes that
+        # already contain documents out-pull classes with none, and one document per class is a
+        # noisy prototype where classes differ in a faint direction (sentiment).
+        plain = np.argmax(docs @ self.label_vectors.T, axis=1)
         clustered = self._cluster(docs, anchors, y, self.label_vectors)
         checks = []
         if self.transductive is True or self._vouch(x, y, unit, plain, docs, clustered, checks):
             self.prototypes_ = clustered
             self.transductive_used_ = True
         proba = softmax(docs @ self.prototypes_.T / self.temperature)
-        self._spread(np.asarray(corpus), unit, raw, y, plain, proba, checks)
+        clamp = None
+        if len(y):
+            rows = _locate(raw, corpus, _cached((key, "rows"), lambda: _row_index(corpus)))
+            if (rows >= 0).any():
+                clamp = (rows[rows >= 0], np.eye(self.n_classes, dtype=np.float32)[y[rows >= 0]])
+        if self.transductive_used_ and self._wants_discriminant(unit):
+            proba = self._discriminant(key, unit, proba, checks)
+        self._spread(key, corpus, unit, plain, proba, clamp, checks)
         self.selection_ = "; ".join(checks) or self.selection_
         return self
 
     # -- inductive part: Wmap and prototypes -------------------------------------------------
 
-    def _fit_inductive(self, x: np.ndarray, y: np.ndarray) -> None:
+    def _fit_inductive(self, x: np.ndarray, y: np.ndarray, with_documents: bool = True) -> None:
         """W = (X'X + lam I)^-1 (X'Y + lam I) = I + (X'X + lam I)^-1 X'(Y - X): the identity plus a
         low-rank bend while there are fewer labels than dimensions, which maps a corpus cheaply."""
         dim = self.label_vectors.shape[1]
@@ -358,7 +390,12 @@ class FewShotClassifier:
                 self._bend = self.wmap_.coef_
         else:
             self.wmap_.coef_ = np.eye(dim, dtype=np.float32)
-        self.prototypes_ = normalize(self.label_vectors + self._class_sums(self._map(x), y))
+        self.prototypes_ = self.label_vectors.copy()
+        if with_documents and len(y):
+            self.prototypes_ = normalize(self.label_vectors + self._class_sums(self._map(x), y))
+
+    def _all_classes(self, y: np.ndarray) -> bool:
+        return len(np.unique(y)) == self.n_classes
 
     def _class_sums(self, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Sum of the rows of each class, shape (n_classes, dim)."""
@@ -383,7 +420,7 @@ class FewShotClassifier:
         prototypes: np.ndarray,
         n_iter: int | None = None,
     ) -> np.ndarray:
-        """Soft k-means on the mapped corpus, seeded by the prototypes, anchored by human labels."""
+        """Soft k-means on the mapped corpus from the given prototypes, anchored by human labels."""
         pull = self._class_sums(anchors, y) * (len(docs) / max(len(y), 1)) ** 0.5
         for _ in range(self.n_iter if n_iter is None else n_iter):
             weights = softmax(docs @ prototypes.T / self.temperature)
@@ -402,95 +439,141 @@ class FewShotClassifier:
     ) -> bool:
         """Decide from the data at hand whether clustering the corpus helps.
 
-        First the corpus: clustering must agree with the plain predictions beyond chance, or it is
-        following some other structure than the labels. Then the human labels, when there are a
-        few per class: cross-validation may veto clustering, but only by more than its own noise
-        (about 1/sqrt(n)), since a handful of hard, hand-picked examples says little.
+        First the corpus: clustering must agree beyond chance with the plain predictions (label
+        embeddings, documents through the Wmap), or it is following some other structure than the
+        labels. Then the human labels, once there are VETO_LABELS per class: cross-validation may
+        veto clustering, but only when the held-out labels it gets wrong and plain gets right
+        outnumber the reverse by three standard errors (a paired, McNemar-style test). Labels
+        chosen by the app's suggestions are the hard cases, where both do badly, so a looser
+        test vetoes clustering that is right on the rest of the corpus.
         """
         kappa = cohen_kappa(plain, np.argmax(docs @ clustered.T, axis=1), self.n_classes)
         checks.append(f"kappa {kappa:.2f}")
         if kappa < self.min_kappa:
             return False
-        if len(y) >= 2 * self.n_classes and len(np.unique(y)) >= 2:
-            plain_acc, clustered_acc = self._cross_validate(x, y, unit)
-            checks.append(f"cv {plain_acc:.2f} plain vs {clustered_acc:.2f} clustered")
-            return plain_acc - clustered_acc <= 1 / np.sqrt(len(y))
+        if len(y) >= VETO_LABELS * self.n_classes and len(np.unique(y)) >= 2:
+            plain_ok, clustered_ok = self._cross_validate(x, y, unit)
+            checks.append(f"cv {plain_ok.mean():.2f} plain vs {clustered_ok.mean():.2f} clustered")
+            worse = int(np.sum(plain_ok & ~clustered_ok))
+            better = int(np.sum(clustered_ok & ~plain_ok))
+            return worse - better < 3 * np.sqrt(max(worse + better, 1))
         return True
 
     def _cross_validate(
         self, x: np.ndarray, y: np.ndarray, unit: np.ndarray
-    ) -> tuple[float, float]:
-        """Accuracy on held-out human labels, plain and clustered. The folds cluster a sample of
-        the corpus (CV_SAMPLE documents): prototypes need no more, and refits stay fast."""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Whether each human label is predicted right when held out, plain and clustered. The
+        folds cluster a sample of the corpus (CV_SAMPLE documents): prototypes need no more, and
+        refits stay fast."""
         rng = np.random.default_rng(0)
         folds = np.arange(len(y)) % min(5, len(y))
         rng.shuffle(folds)
         if len(unit) > CV_SAMPLE:
             unit = unit[np.sort(rng.choice(len(unit), CV_SAMPLE, replace=False))]
-        hits = np.zeros(2)
+        plain_ok = np.zeros(len(y), dtype=bool)
+        clustered_ok = np.zeros(len(y), dtype=bool)
         for fold in np.unique(folds):
             train, test = folds != fold, folds == fold
             probe = FewShotClassifier(self.label_vectors, self.lam, False, self.temperature)
-            probe.fit(x[train], y[train])
+            probe._fit_inductive(x[train], y[train], self._all_classes(y[train]))
             held_out = probe._map(x[test])
-            hits[0] += np.sum(np.argmax(held_out @ probe.prototypes_.T, axis=1) == y[test])
+            plain_ok[test] = np.argmax(held_out @ probe.prototypes_.T, axis=1) == y[test]
             clustered = self._cluster(
                 probe._map(unit), probe._map(x[train]), y[train], self.label_vectors
             )
-            hits[1] += np.sum(np.argmax(held_out @ clustered.T, axis=1) == y[test])
-        return tuple(hits / len(y))
+            clustered_ok[test] = np.argmax(held_out @ clustered.T, axis=1) == y[test]
+        return plain_ok, clustered_ok
+
+    def _wants_discriminant(self, unit: np.ndarray) -> bool:
+        """Shared-covariance refinement: on request, or by default when each class has, on
+        average, at least as many corpus documents as dimensions to estimate its mean from."""
+        if self.discriminant == "auto":
+            return len(unit) >= self.n_classes * unit.shape[1]
+        return bool(self.discriminant)
+
+    def _discriminant(
+        self,
+        key: tuple,
+        unit: np.ndarray,
+        proba: np.ndarray,
+        checks: list[str],
+    ) -> np.ndarray:
+        """A few EM rounds of a Gaussian mixture with one covariance shared by all classes (linear
+        discriminant analysis on the corpus), started from the clustered probabilities.
+
+        Cosine to a prototype treats every direction alike; the shared covariance discounts the
+        directions along which documents of one class vary (sub-topics, style) and so separates
+        broad classes better. Kept only if it agrees with its start beyond chance (min_kappa).
+        Human labels are not clamped here: where the clustered probabilities are soft (labels
+        about a faint direction, such as sentiment), a handful of one-hot rows would dominate the
+        class means and the discriminant would fit their idiosyncrasies.
+        """
+        mean, cov = _cached((key, "moments"), lambda: _moments(unit))
+        dim = unit.shape[1]
+        resp = proba
+        for _ in range(DISCRIMINANT_ROUNDS):
+            counts = resp.sum(axis=0) + 1e-6
+            centred = (resp.T @ unit) / counts[:, None] - mean
+            within = cov - (centred.T * (counts / counts.sum())) @ centred
+            within = (1 - SHRINKAGE) * within + SHRINKAGE * np.trace(within) / dim * np.eye(dim)
+            coef = np.linalg.solve(within, centred.T).astype(np.float32)
+            bias = np.log(counts / counts.sum()) - 0.5 * np.sum(centred * coef.T, axis=1)
+            bias = (bias - mean @ coef).astype(np.float32)
+            resp = softmax(unit @ coef + bias)
+        kappa = cohen_kappa(np.argmax(proba, 1), np.argmax(resp, 1), self.n_classes)
+        checks.append(f"discriminant kappa {kappa:.2f}")
+        if kappa < self.min_kappa:
+            return proba
+        self.discriminant_ = (coef, bias)
+        return resp
 
     def _spread(
         self,
+        key: tuple,
         corpus: np.ndarray,
         unit: np.ndarray,
-        raw: np.ndarray,
-        y: np.ndarray,
         plain: np.ndarray,
         proba: np.ndarray,
+        clamp: tuple[np.ndarray, np.ndarray] | None,
         checks: list[str],
     ) -> None:
         """Label spreading over the corpus graph, as much as neighbours agree (see the class)."""
         n = len(unit)
         k = self.n_neighbors or int(np.clip(n // (8 * self.n_classes), 3, 10))
         if self.smoothing is False or self.smoothing is None or n <= 2 * k:
+            self._corpus = _Corpus(key, corpus, None, proba)
             return
-        key = fingerprint(corpus)
-        graph = neighbour_graph(unit, k, key)
+        graph = self.neighbours_ = neighbour_graph(unit, k, key)
         if self.smoothing == "auto":
             agree = homophily(plain, graph, self.n_classes)
             alpha = 0.8 * float(np.clip((agree - 0.3) / 0.3, 0.0, 1.0))
             checks.append(f"neighbours kappa {agree:.2f}, spreading {alpha:.2f}")
         else:
             alpha = float(self.smoothing)
-        if alpha <= 0:
-            return
-        clamp = None
-        if len(y):
-            index = _cached((key, "rows"), lambda: _row_index(corpus))
-            rows = _locate(raw, corpus, index)
-            same = rows >= 0
-            if same.any():
-                clamp = (rows[same], np.eye(self.n_classes, dtype=np.float32)[y[same]])
-        self.smoothing_ = alpha
-        self._corpus = _Corpus(
-            key, corpus, unit, graph, propagate(proba, graph, alpha, clamp=clamp)
-        )
+        if alpha > 0:
+            self.smoothing_ = alpha
+            proba = propagate(proba, graph, alpha, clamp=clamp)
+        self._corpus = _Corpus(key, corpus, graph if alpha > 0 else None, proba)
 
     # -- prediction ---------------------------------------------------------------------------
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         corpus = self._corpus
         x = np.asarray(x)
-        if corpus is not None and x.shape == corpus.unit.shape and fingerprint(x) == corpus.key:
+        if corpus is not None and x.shape == corpus.raw.shape and fingerprint(x) == corpus.key:
             return corpus.proba.copy()
         unit = normalize(x)
-        proba = softmax(self._map(unit) @ self.prototypes_.T / self.temperature)
+        if self.discriminant_ is not None:
+            coef, bias = self.discriminant_
+            proba = softmax(unit @ coef + bias)
+        else:
+            proba = softmax(self._map(unit) @ self.prototypes_.T / self.temperature)
         if corpus is None or not len(unit):
             return proba
-        graph = _top_k(unit, corpus.unit, corpus.graph.shape[1])
-        alpha = self.smoothing_
-        proba = (1 - alpha) * proba + alpha * neighbour_mean(corpus.proba, graph)
+        if corpus.graph is not None:
+            graph = _top_k(unit, normalize(corpus.raw), corpus.graph.shape[1])
+            alpha = self.smoothing_
+            proba = (1 - alpha) * proba + alpha * neighbour_mean(corpus.proba, graph)
         index = _cached((corpus.key, "rows"), lambda: _row_index(corpus.raw))
         rows = _locate(x, corpus.raw, index)
         proba[rows >= 0] = corpus.proba[rows[rows >= 0]]

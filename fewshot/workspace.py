@@ -13,7 +13,14 @@ import numpy as np
 import pandas as pd
 
 from fewshot import FewshotError
-from fewshot.classify import FewShotClassifier, LabelSpace, cohen_kappa
+from fewshot.classify import (
+    FewShotClassifier,
+    LabelSpace,
+    cohen_kappa,
+    fingerprint,
+    neighbour_graph,
+    normalize,
+)
 from fewshot.encoders import Progress
 from fewshot.views import DEFAULT_VIEW, VIEWS, Embedder
 
@@ -109,23 +116,32 @@ class Workspace:
         return pd.DataFrame(rows)
 
     def suggest(self, prediction: Prediction, labeled: set[int], n: int = 5) -> list[int]:
-        """Documents to label next: least certain first, spread over the corpus.
+        """Documents to label next: where the model is least sure, spread over the corpus.
 
-        Uncertainty is the margin between the top two labels; among the most uncertain, a greedy
-        farthest-point pick keeps the suggestions from all coming out of one corner.
+        Doubt is one minus the margin between the top two labels, averaged with the doubt of the
+        document's nearest neighbours: a label settles its neighbourhood too, so a doubtful
+        region beats a lone odd document. Among the most doubtful, a greedy farthest-point pick
+        keeps the suggestions from all coming out of one corner.
         """
-        margin = np.sort(prediction.proba, axis=1)
-        margin = margin[:, -1] - margin[:, -2]
-        candidates = [int(i) for i in np.argsort(margin) if int(i) not in labeled][
-            : max(50, 10 * n)
-        ]
+        top2 = np.sort(prediction.proba, axis=1)[:, -2:]
+        doubt = 1 - (top2[:, 1] - top2[:, 0])
+        raw = self.views[prediction.view]
+        docs = normalize(raw)
+        graph = getattr(prediction.classifier, "neighbours_", None)
+        if graph is None and len(docs) > 20:
+            graph = neighbour_graph(docs, 10, fingerprint(raw))
+        if graph is not None and len(graph) == len(doubt):
+            doubt = 0.5 * doubt + 0.5 * doubt[graph].mean(axis=1)
+        order = np.argsort(-doubt, kind="stable")
+        order = order[~np.isin(order, np.fromiter(labeled, dtype=np.int64, count=len(labeled)))]
+        candidates = [int(i) for i in order[: max(50, 10 * n)]]
         if not candidates:
             return []
-        docs = self.views[prediction.view][candidates]
+        docs = docs[candidates]
         chosen = [0]
         closest = docs @ docs[0]
         while len(chosen) < min(n, len(candidates)):
-            score = (1 - closest) * (1 - margin[candidates])
+            score = (1 - closest) * doubt[candidates]
             score[chosen] = -np.inf
             pick = int(np.argmax(score))
             chosen.append(pick)

@@ -103,3 +103,36 @@ def test_cohen_kappa():
     a = np.array([0, 1, 0, 1])
     assert cohen_kappa(a, a, 2) == 1.0
     assert cohen_kappa(a, 1 - a, 2) == -1.0
+
+
+def test_corpus_rows_new_documents_and_labels_are_consistent():
+    rng = np.random.default_rng(3)
+    centers = np.eye(3, 16) * 3
+    x, y = _blobs(rng, centers, 60)
+    weak = np.eye(3, 16) + 0.5
+    labeled = np.array([0, 60, 120])
+    clf = FewShotClassifier(weak).fit(x[labeled], y[labeled], corpus=x)
+    proba = clf.predict_proba(x)
+    assert proba.shape == (180, 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert clf.smoothing_ > 0 and clf.neighbours_ is not None
+    # Rows of the corpus, alone or among others, get the corpus answer; labeled rows their label.
+    assert np.allclose(clf.predict_proba(x[10:20]), proba[10:20], atol=1e-6)
+    assert list(clf.predict(x[labeled])) == list(y[labeled])
+    # A new document is placed by its own prediction and its corpus neighbours'.
+    fresh, fresh_y = _blobs(np.random.default_rng(4), centers, 5)
+    assert np.mean(clf.predict(fresh) == fresh_y) > 0.9
+    assert np.array_equal(np.argmax(clf.decision_function(x), axis=1), clf.predict(x))
+
+
+def test_large_corpus_graph_is_approximate_but_close(monkeypatch):
+    import fewshot.classify as classify
+
+    rng = np.random.default_rng(5)
+    unit = classify.normalize(rng.normal(size=(3000, 8)))
+    exact = classify.neighbour_graph(unit, 5)
+    monkeypatch.setattr(classify, "EXACT_GRAPH_LIMIT", 1000)
+    approximate = classify.neighbour_graph(unit, 5, key=("approximate",))
+    assert approximate.shape == exact.shape
+    assert not np.any(approximate == np.arange(3000)[:, None])  # nobody is their own neighbour
+    recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(exact, approximate)])
+    assert recall > 0.6
