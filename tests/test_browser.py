@@ -9,6 +9,7 @@ import shutil
 import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser_server import CHROMIUM_FLAGS, running_app
 
@@ -25,6 +26,21 @@ def _settle(page: Page) -> None:
     """Wait until the script run that the last action started has finished."""
     page.wait_for_timeout(300)
     expect(page.get_by_test_id("stStatusWidget")).to_be_hidden()
+
+
+def _download(page: Page, button: str, attempts: int = 3) -> str:
+    """Click a download button and return the file; a click that lands while the page is still
+    rerunning can be dropped by Streamlit, so it is tried again."""
+    for attempt in range(attempts):
+        _settle(page)
+        try:
+            with page.expect_download(timeout=60_000) as download:
+                page.get_by_role("button", name=button).click()
+            return download.value.path()
+        except PlaywrightTimeoutError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _open(page: Page, url: str, nav: str | None = None) -> None:
@@ -73,10 +89,8 @@ def test_upload_label_export_restart(tmp_path, ag_sample):
                 )
 
             page.get_by_role("link", name="Export").click()
-            _settle(page)
-            with page.expect_download() as download:
-                page.get_by_role("button", name="Download CSV").click()
-            exported = pd.read_csv(download.value.path())
+            page.get_by_text("Documents, labels and scores").wait_for()
+            exported = pd.read_csv(_download(page, "Download CSV"))
             page.screenshot(path=str(tmp_path / "export.png"), full_page=True)
 
         assert len(exported) == 12
