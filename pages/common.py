@@ -210,13 +210,21 @@ def describe_fit(prediction: Prediction) -> str:
     return f"{VIEWS[prediction.view]}: {how} (check: {classifier.selection_})."
 
 
+def _stop_pointing_to(message: str, page: str, label: str, icon: str) -> None:
+    """An empty state: say what is missing, link to the page that fixes it, stop this page."""
+    st.info(message)
+    st.page_link(page, label=label, icon=icon)
+    st.stop()
+
+
 def require_project() -> Project:
     """The current project, or a pointer to the Data page (and the page stops)."""
     project = current_project()
     if project is None:
-        st.info("There is no project yet: open the demo sample or bring your own documents.")
-        st.page_link(DATA_PAGE, label="Go to Data", icon=":material/upload_file:")
-        st.stop()
+        _stop_pointing_to(
+            "There is no project yet: open the demo sample or bring your own documents.",
+            DATA_PAGE, "Go to Data", ":material/upload_file:",
+        )  # fmt: skip
     return project
 
 
@@ -224,9 +232,10 @@ def require_workspace(project: Project) -> Workspace:
     """The embedded corpus, or a pointer to the Data page when there are no documents."""
     found = workspace(project)
     if found is None:
-        st.info(f"Project '{project.name}' has no documents yet. Add some on the Data page.")
-        st.page_link(DATA_PAGE, label="Go to Data", icon=":material/upload_file:")
-        st.stop()
+        _stop_pointing_to(
+            f"Project '{project.name}' has no documents yet. Add some on the Data page.",
+            DATA_PAGE, "Go to Data", ":material/upload_file:",
+        )  # fmt: skip
     return found
 
 
@@ -234,9 +243,10 @@ def require_labels(project: Project) -> LabelSpace:
     """The label space, or a pointer to the Labels page when there are fewer than two labels."""
     labels = label_space(project)
     if labels is None:
-        st.info("Define at least two distinct labels on the Labels page to see predictions.")
-        st.page_link(LABELS_PAGE, label="Go to Labels", icon=":material/label:")
-        st.stop()
+        _stop_pointing_to(
+            "Define at least two distinct labels on the Labels page to see predictions.",
+            LABELS_PAGE, "Go to Labels", ":material/label:",
+        )  # fmt: skip
     return labels
 
 
