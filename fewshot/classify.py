@@ -6,14 +6,16 @@ Everything here is numpy in, numpy out; classes are the integer positions of a `
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from fewshot import FewshotError
 from fewshot.maps import Wmap
@@ -115,6 +117,33 @@ _BLOCK = 1024
 _CACHE: OrderedDict[tuple, object] = OrderedDict()  # per corpus: neighbour graph, row index
 _CACHE_KEPT = 12
 _CACHE_LOCK = threading.Lock()
+
+
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS = 0
+_BLAS_LIMIT: threadpool_limits | None = None
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Fits and predictions run BLAS on one thread. Their matrix products are small and many: on
+    two cores, a second BLAS thread contending with anything else the machine does (the app's
+    other work) was seen to make a refit five to ten times slower, never much faster. The limit is
+    process-wide, so it is counted: the first fit to start sets it, the last one to end lifts it,
+    whichever sessions of the app they belong to."""
+    global _BLAS_USERS, _BLAS_LIMIT
+    with _BLAS_LOCK:
+        if _BLAS_USERS == 0:
+            _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
+        _BLAS_USERS += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS -= 1
+            if _BLAS_USERS == 0 and _BLAS_LIMIT is not None:
+                _BLAS_LIMIT.restore_original_limits()
+                _BLAS_LIMIT = None
 
 
 def fingerprint(x: np.ndarray) -> tuple:
@@ -323,6 +352,12 @@ class FewShotClassifier:
         corpus: np.ndarray | None = None,
     ) -> FewShotClassifier:
         """Fit from labeled rows (x, y: class positions; may be empty) and the unlabeled corpus."""
+        with _one_blas_thread():
+            return self._fit(x, y, corpus)
+
+    def _fit(
+        self, x: np.ndarray | None, y: np.ndarray | None, corpus: np.ndarray | None
+    ) -> FewShotClassifier:
         dim = self.label_vectors.shape[1]
         raw = np.zeros((0, dim), np.float32) if x is None else np.asarray(x)
         x = normalize(raw)
@@ -558,6 +593,10 @@ class FewShotClassifier:
     # -- prediction ---------------------------------------------------------------------------
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        with _one_blas_thread():
+            return self._predict_proba(x)
+
+    def _predict_proba(self, x: np.ndarray) -> np.ndarray:
         corpus = self._corpus
         x = np.asarray(x)
         if corpus is not None and x.shape == corpus.raw.shape and fingerprint(x) == corpus.key:

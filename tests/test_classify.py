@@ -136,3 +136,22 @@ def test_large_corpus_graph_is_approximate_but_close(monkeypatch):
     assert not np.any(approximate == np.arange(3000)[:, None])  # nobody is their own neighbour
     recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(exact, approximate)])
     assert recall > 0.6
+
+
+def test_blas_limit_is_lifted_only_when_the_last_overlapping_fit_ends():
+    from threadpoolctl import threadpool_info
+
+    from fewshot.classify import _one_blas_thread
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before, "numpy links a BLAS that threadpoolctl can see"
+    first, second = _one_blas_thread(), _one_blas_thread()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # another session's fit is still running
+    assert set(blas_threads()) <= {1}
+    second.__exit__(None, None, None)
+    assert blas_threads() == before
