@@ -23,6 +23,11 @@ from fewshot.maps import Wmap
 TEMPLATES = ("{label}", "This text is about {label}.", "A text about {label}.")
 
 
+MAX_NAME_CHARS = (
+    100  # a name is a button, a legend entry and a column value; a description says more
+)
+
+
 @dataclass(frozen=True)
 class LabelSpace:
     """Candidate labels, each with an optional description ("Sports: games, athletes, teams")."""
@@ -37,6 +42,12 @@ class LabelSpace:
             raise FewshotError("Each label needs exactly one (possibly empty) description.")
         if any(not n for n in names):
             raise FewshotError("A label name is empty.")
+        long = next((n for n in names if len(n) > MAX_NAME_CHARS), None)
+        if long is not None:
+            raise FewshotError(
+                f"Label '{long[:40]}...' is {len(long)} characters long; keep names to "
+                f"{MAX_NAME_CHARS} and put the rest in a description after ':'."
+            )
         seen: dict[str, str] = {}
         for name in names:
             if name.casefold() in seen:

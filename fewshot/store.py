@@ -119,11 +119,15 @@ class Project:
     # Documents
 
     def set_documents(self, frame: pd.DataFrame) -> None:
-        """Replace the corpus (ids 0..n-1). Annotations stay until clear_annotations() is called."""
+        """Replace the corpus (ids 0..n-1) and forget its annotations, in one transaction: a crash
+        in between must not leave the old documents' labels on the new documents that take their
+        ids."""
         rows = _document_rows(frame, 0)
         with self._connect(write=True) as db:
             db.execute("DELETE FROM document")
             db.executemany("INSERT INTO document VALUES (?, ?, ?, ?)", rows)
+            db.execute("DELETE FROM annotation")
+            db.execute("DELETE FROM batch")
 
     def add_documents(self, frame: pd.DataFrame) -> None:
         """Append documents; existing ids (and their annotations) are unchanged."""
@@ -254,12 +258,6 @@ class Project:
                 reverts,
             )
         return True
-
-    def clear_annotations(self) -> None:
-        """Forget every annotation and its history, e.g. after the corpus was replaced."""
-        with self._connect(write=True) as db:
-            db.execute("DELETE FROM annotation")
-            db.execute("DELETE FROM batch")
 
     # Settings
 

@@ -18,7 +18,6 @@ def _stored(notice: str) -> None:
 def replace_corpus(project: Project, frame: pd.DataFrame) -> None:
     """Button callback: the upload becomes the corpus; labels of the old documents go with them."""
     project.set_documents(frame)
-    project.clear_annotations()
     common.skipped(project).clear()
     _stored(f"The corpus now holds {common.plural(len(frame), 'document')}.")
 

@@ -33,7 +33,8 @@ def free_port() -> int:
 
 @contextmanager
 def running_app(data_dir: Path, timeout: float = 120) -> Iterator[str]:
-    """Yield the base URL of `streamlit run app.py` serving `data_dir`; stop it afterwards."""
+    """Yield the base URL of `streamlit run app.py` serving `data_dir`; then kill it (SIGKILL, no
+    chance to flush anything), so a test that starts it again sees what a crash leaves behind."""
     port = free_port()
     env = {**os.environ, "FEWSHOT_DATA_DIR": str(data_dir)}
     log = open(data_dir / "server.log", "w")  # noqa: SIM115 - closed in finally
@@ -70,9 +71,6 @@ def running_app(data_dir: Path, timeout: float = 120) -> Iterator[str]:
                 time.sleep(0.5)
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.kill()
+        server.wait(timeout=30)
         log.close()

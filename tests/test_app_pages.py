@@ -153,6 +153,7 @@ def test_labels_page_validates_saves_and_compares_views():
         ("Sports\nsports", "Duplicate label"),
         ("Sports", "At least two labels"),
         ("Sports\n: no name", "label name is empty"),
+        ("Sports\n" + "x" * 200, "200 characters long"),
     ]:
         at.text_area[0].input(bad)
         at.button(key="FormSubmitter:labels_form-Save labels").click().run()

@@ -1,7 +1,8 @@
 """End to end in a real browser: Debian's chromium drives the real app on a local port.
 
-Create a project, upload a CSV, name labels, label two documents, download the CSV export and
-read it back; then restart the server and check the labels are still there.
+Create a project, upload a CSV, name labels (one of them hostile HTML and Markdown), label two
+documents, download the CSV export and read it back; then kill the server, start a new one and check
+the labels are still there.
 """
 
 import shutil
@@ -16,6 +17,7 @@ from tests.browser_server import CHROMIUM_FLAGS, running_app
 CHROMIUM = shutil.which("chromium")
 TIMEOUT = 300_000  # ms; the first run loads the models and fits the Zmap in the server
 expect.set_options(timeout=TIMEOUT)
+HOSTILE = "<img src=x onerror=alert(1)> *Sci/Tech*"  # must be shown as typed, never rendered
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is missing: run the tests through `make test`"
@@ -61,6 +63,8 @@ def test_upload_label_export_restart(tmp_path, ag_sample):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(TIMEOUT)
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         with running_app(data_dir) as url:
             _open(page, url)
             page.get_by_label("Name").fill("browser test")
@@ -75,12 +79,14 @@ def test_upload_label_export_restart(tmp_path, ag_sample):
             page.get_by_role("link", name="Labels").click()
             _settle(page)
             labels = page.get_by_role("textbox", name="One label per line")
-            labels.fill("World\nSports\nBusiness\nSci/Tech")
+            labels.fill(f"World\nSports\nBusiness\n{HOSTILE}")
             labels.press("Tab")
             page.get_by_role("button", name="Save labels").click()
             expect(page.get_by_text("Zero-shot assignments")).to_be_visible()
 
             page.get_by_role("link", name="Teach").click()
+            _settle(page)
+            expect(page.get_by_role("button", name=HOSTILE, exact=True)).to_be_visible()
             for expected in ("1", "2"):
                 _settle(page)
                 page.get_by_role("button", name="Sports", exact=True).click()
@@ -96,9 +102,10 @@ def test_upload_label_export_restart(tmp_path, ag_sample):
         assert len(exported) == 12
         assert set(exported["text"]) == set(ag_sample.head(12)["text"])
         assert (exported["human_label"] == "Sports").sum() == 2
-        assert exported["predicted_label"].isin(["World", "Sports", "Business", "Sci/Tech"]).all()
+        assert exported["predicted_label"].isin(["World", "Sports", "Business", HOSTILE]).all()
+        assert not dialogs  # the label's script never ran: it was shown as text
 
-        with running_app(data_dir) as url:  # a restarted server finds every label
+        with running_app(data_dir) as url:  # the old server was killed; a new one finds every label
             _open(page, url)
             expect(page.locator("[data-testid=stSidebar]")).to_contain_text("2 human labels")
         browser.close()

@@ -24,6 +24,7 @@ def test_label_space_parses_names_and_descriptions():
         (["Sports", ": no name"], "empty"),
         (["Sports"], "At least two labels"),
         ([], "At least two labels"),
+        (["Sports", "x" * 200], "200 characters long"),
     ],
 )
 def test_label_space_refuses_bad_labels(lines, message):

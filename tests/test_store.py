@@ -209,13 +209,15 @@ def test_undo_is_per_user_and_keeps_later_labels_by_others(tmp_path):
     assert current(project) == {1: "A"}  # as it was just before bob's label
 
 
-def test_clear_annotations(tmp_path):
+def test_replacing_the_corpus_forgets_its_labels_at_once(tmp_path):
     project = open_project("p", tmp_path)
     project.set_documents(corpus())
     project.annotate([0, 1], "A")
+    with pytest.raises(FewshotError):
+        project.set_documents(pd.DataFrame({"text": ["x", None]}))
+    assert current(project) == {0: "A", 1: "A"}  # a refused corpus changes nothing
+    assert project.n_documents() == 5
     project.set_documents(corpus(2))
-    assert current(project) == {0: "A", 1: "A"}  # kept until the caller confirms
-    project.clear_annotations()
     assert project.history().empty and project.annotations().empty
     assert project.undo() is False
 
