@@ -17,7 +17,7 @@ import pandas as pd
 from fewshot import FewshotError
 from fewshot.classify import LabelSpace
 from fewshot.encoders import print_progress
-from fewshot.ingest import TXT_MODES, read_path
+from fewshot.ingest import MAX_DOC_CHARS, TXT_MODES, read_path, read_path_rows
 from fewshot.views import DEFAULT_VIEW, VIEWS, Embedder
 from fewshot.workspace import Workspace
 
@@ -53,17 +53,24 @@ def read_examples(path: Path, labels: LabelSpace) -> tuple[list[str], list[str]]
 def classify(args: argparse.Namespace) -> None:
     """Zero-shot without examples; with them, few-shot on the examples plus the input as corpus.
 
-    The examples join the corpus as labeled documents (they are documents like any other), and
-    only the input's rows are written out.
+    The examples join the corpus as labeled documents (they are documents like any other). Every
+    input row is written out, in order: a repeated text is embedded once and gets its first
+    prediction; an empty one gets empty cells.
     """
     if args.output and not args.output.parent.is_dir():
         raise FewshotError(f"Output folder not found: {args.output.parent}")
     labels = read_labels(args.labels_file)
-    frame = read_path(args.input, text_column=args.text_column, txt_mode=args.txt_mode)
+    frame = read_path_rows(args.input, text_column=args.text_column, txt_mode=args.txt_mode)
     examples, example_labels = read_examples(args.examples, labels) if args.examples else ([], [])
-    texts = frame["text"].tolist()
+    rows = [text.strip()[:MAX_DOC_CHARS] for text in frame["text"].tolist()]
+    texts = list(dict.fromkeys(text for text in rows if text))
+    if not texts:
+        raise FewshotError(f"{args.input} has no text to classify")
     mode = f"few-shot on {len(examples)} examples" if examples else "zero-shot"
-    print(f"{len(texts):,} documents, {len(labels)} labels, {mode}", file=sys.stderr)
+    print(
+        f"{len(rows):,} rows ({len(texts):,} distinct texts), {len(labels)} labels, {mode}",
+        file=sys.stderr,
+    )
     embedder = Embedder.default(progress=print_progress("Zmap vocabulary (once)"))
     workspace = Workspace(texts + examples, embedder, progress=print_progress("embedding"))
     human = {len(texts) + i: label for i, label in enumerate(example_labels)}
@@ -71,7 +78,8 @@ def classify(args: argparse.Namespace) -> None:
     used = "transductive" if prediction.classifier.transductive_used_ else "inductive"
     print(f"view {args.view}: {used} ({prediction.classifier.selection_})", file=sys.stderr)
     columns = ["predicted_label", "score", *(f"score_{name}" for name in labels.names)]
-    scores = prediction.table(workspace.texts)[columns].iloc[: len(texts)]
+    scores = prediction.table(workspace.texts)[columns].iloc[: len(texts)].set_axis(texts)
+    scores = scores.reindex(rows).set_axis(frame.index)  # empty rows: no text, no prediction
     # An input that is an earlier output gets fresh predictions, not duplicate columns.
     out = pd.concat([frame.drop(columns=columns, errors="ignore"), scores], axis=1)
     out.to_csv(args.output or sys.stdout, index=False)

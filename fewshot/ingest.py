@@ -381,14 +381,27 @@ def read_uploads(
     return IngestResult(frame, report)
 
 
-def read_path(
-    path: str | Path, *, text_column: str | None = None, txt_mode: str = "lines"
-) -> pd.DataFrame:
-    """A file on disk (for the CLI), cleaned like read_uploads."""
+def _file(path: str | Path) -> tuple[str, bytes]:
+    """(name, bytes) of a file on disk, refused like an upload when missing or too big."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FewshotError(f"File not found: {path}")
     if path.stat().st_size > MAX_BYTES:
         raise FewshotError(f"{path.name} is larger than the {MAX_BYTES // 2**20} MB limit")
-    files = [(path.name, path.read_bytes())]
-    return read_uploads(files, text_column=text_column, txt_mode=txt_mode).frame
+    return path.name, path.read_bytes()
+
+
+def read_path(
+    path: str | Path, *, text_column: str | None = None, txt_mode: str = "lines"
+) -> pd.DataFrame:
+    """A file on disk, cleaned like read_uploads (a corpus: the demo, the CLI's examples)."""
+    return read_uploads([_file(path)], text_column=text_column, txt_mode=txt_mode).frame
+
+
+def read_path_rows(
+    path: str | Path, *, text_column: str | None = None, txt_mode: str = "lines"
+) -> pd.DataFrame:
+    """A file on disk with every row kept, empty and repeated ones too: the CLI writes one output
+    row per input row, so a result lines up with its input."""
+    name, data = _file(path)
+    return read_upload(name, data, text_column=text_column, txt_mode=txt_mode)

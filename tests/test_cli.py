@@ -78,6 +78,20 @@ def test_examples_make_it_few_shot(files, tmp_path):
     assert "few-shot on 8 examples" in result.stderr
 
 
+def test_every_input_row_comes_back_in_order_even_empty_and_repeated_ones(files, tmp_path):
+    rows = pd.read_csv(files / "input.csv").head(3)[["text"]]
+    rows = pd.concat([rows, rows.head(1), pd.DataFrame({"text": ["  "]}), rows.head(1)])
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    result = cli(tmp_path / "rows.csv", "--labels-file", files / "labels.txt")
+    assert result.returncode == 0, result.stderr
+    assert "6 rows (3 distinct texts)" in result.stderr
+    frame = pd.read_csv(io.StringIO(result.stdout), keep_default_na=False)
+    assert len(frame) == 6 and frame["text"].tolist()[:3] == rows["text"].tolist()[:3]
+    predicted = frame["predicted_label"].tolist()
+    assert predicted[3] == predicted[5] == predicted[0] != ""
+    assert predicted[4] == "" and frame["score"][4] == ""
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
