@@ -417,25 +417,8 @@ class FewShotClassifier:
     # -- inductive part: Wmap and prototypes -------------------------------------------------
 
     def _fit_inductive(self, x: np.ndarray, y: np.ndarray, with_documents: bool = True) -> None:
-        """W = (X'X + lam I)^-1 (X'Y + lam I) = I + (X'X + lam I)^-1 X'(Y - X): the identity plus a
-        low-rank bend while there are fewer labels than dimensions, which maps a corpus cheaply."""
-        dim = self.label_vectors.shape[1]
-        self.wmap_ = Wmap(self.lam)
-        # None (the identity), the low-rank factors of W - I, or W itself.
-        self._bend: tuple[np.ndarray, np.ndarray] | np.ndarray | None = None
-        if len(y):
-            gram = (x.T @ x).astype(np.float64) + self.lam * np.eye(dim)
-            target = self.label_vectors[y] - x
-            if len(y) < dim // 2:
-                left = np.linalg.solve(gram, x.T.astype(np.float64)).astype(np.float32)
-                self.wmap_.coef_ = np.eye(dim, dtype=np.float32) + left @ target
-                self._bend = (left, target)
-            else:
-                bend = np.linalg.solve(gram, (x.T @ target).astype(np.float64))
-                self.wmap_.coef_ = (np.eye(dim) + bend).astype(np.float32)
-                self._bend = self.wmap_.coef_
-        else:
-            self.wmap_.coef_ = np.eye(dim, dtype=np.float32)
+        """The Wmap from the labeled rows (the identity without any), then the prototypes."""
+        self.wmap_ = Wmap(self.lam).fit(x, self.label_vectors[y])
         self.prototypes_ = self.label_vectors.copy()
         if with_documents and len(y):
             self.prototypes_ = normalize(self.label_vectors + self._class_sums(self._map(x), y))
@@ -449,12 +432,7 @@ class FewShotClassifier:
 
     def _map(self, unit: np.ndarray) -> np.ndarray:
         """Unit rows through the Wmap, renormalized."""
-        if self._bend is None or len(unit) == 0:
-            return unit
-        if isinstance(self._bend, np.ndarray):
-            return normalize(unit @ self._bend)
-        left, right = self._bend
-        return normalize(unit + (unit @ left) @ right)
+        return normalize(self.wmap_.transform(unit)) if len(unit) else unit
 
     # -- transductive part: clustering and label spreading -----------------------------------
 

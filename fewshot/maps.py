@@ -12,13 +12,12 @@ import numpy as np
 from fewshot import FewshotError
 
 
-def _ridge(x: np.ndarray, y: np.ndarray, alpha: float, prior: np.ndarray | None) -> np.ndarray:
-    """argmin_W ||XW - Y||^2 + alpha ||W - prior||^2, solved through the d x d normal equations."""
+def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+    """argmin_W ||XW - Y||^2 + alpha ||W||^2, solved through the d x d normal equations."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     gram = x.T @ x + alpha * np.eye(x.shape[1])
-    rhs = x.T @ y + (alpha * prior if prior is not None else 0.0)
-    return np.linalg.solve(gram, rhs).astype(np.float32)
+    return np.linalg.solve(gram, x.T @ y).astype(np.float32)
 
 
 class LinearMap:
@@ -65,18 +64,21 @@ class Zmap(LinearMap):
     def fit(self, x: np.ndarray, y: np.ndarray) -> Zmap:
         if len(x) != len(y) or len(x) == 0:
             raise FewshotError("Zmap needs the same, non-zero number of rows on both sides.")
-        self.coef_ = _ridge(x, y, self.alpha, prior=None)
+        self.coef_ = _ridge(x, y, self.alpha)
         return self
 
 
 class Wmap(LinearMap):
     """Square map learned from labeled documents, pulled toward the identity.
 
-    W = (X'X + lam I)^-1 (X'Y + lam I): with no labels it is the identity (pure zero-shot), and every
-    label bends document space a little toward its label's embedding. Milliseconds to refit.
+    W = (X'X + lam I)^-1 (X'Y + lam I) = I + (X'X + lam I)^-1 X'(Y - X): with no labels it is the
+    identity (pure zero-shot), and every label bends document space a little toward its label's
+    embedding. Milliseconds to refit. While there are fewer labeled rows than half the dimensions
+    the bend is also kept as two thin factors, so mapping a whole corpus stays cheap.
     """
 
     kind = "wmap"
+    _factors: tuple[np.ndarray, np.ndarray] | None = None  # W - I = left @ right, when thin
 
     def __init__(self, lam: float = 1.0) -> None:
         self.lam = lam
@@ -86,5 +88,22 @@ class Wmap(LinearMap):
         y = np.asarray(y, dtype=np.float32)
         if x.ndim != 2 or x.shape != y.shape:
             raise FewshotError("Wmap needs documents and label embeddings of the same shape.")
-        self.coef_ = _ridge(x, y, self.lam, prior=np.eye(x.shape[1]))
+        dim = x.shape[1]
+        gram = (x.T @ x).astype(np.float64) + self.lam * np.eye(dim)
+        target = y - x
+        if len(x) < dim // 2:
+            left = np.linalg.solve(gram, x.T.astype(np.float64)).astype(np.float32)
+            self._factors = (left, target)
+            self.coef_ = np.eye(dim, dtype=np.float32) + left @ target
+        else:
+            self._factors = None
+            bend = np.linalg.solve(gram, (x.T @ target).astype(np.float64))
+            self.coef_ = (np.eye(dim) + bend).astype(np.float32)
         return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        if self._factors is None:
+            return super().transform(x)
+        left, right = self._factors
+        x = np.asarray(x, dtype=np.float32)
+        return x + (x @ left) @ right

@@ -28,6 +28,17 @@ def test_wmap_is_identity_without_pull_and_moves_toward_labels():
     assert after < before / 2
 
 
+@pytest.mark.parametrize("rows", [0, 3, 40])  # identity, thin factors, full matrix
+def test_wmap_thin_and_full_fits_are_the_same_map(rows):
+    rng = np.random.default_rng(rows)
+    x, y = rng.normal(size=(rows, 16)), rng.normal(size=(rows, 16))
+    wmap = Wmap(lam=0.5).fit(x, y)
+    ridge = np.linalg.solve(x.T @ x + 0.5 * np.eye(16), x.T @ y + 0.5 * np.eye(16))
+    assert np.allclose(wmap.coef_, ridge, atol=1e-4)
+    docs = rng.normal(size=(7, 16))
+    assert np.allclose(wmap.transform(docs), docs @ ridge, atol=1e-4)
+
+
 def test_save_and_load_round_trip_and_refuse_bad_files(tmp_path):
     wmap = Wmap(lam=1.0).fit(np.eye(4), np.eye(4)[::-1])
     wmap.save(tmp_path / "w.npz")
