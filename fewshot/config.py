@@ -7,7 +7,7 @@ DEFAULT_WORD_VECTORS = "glove-6b-50d"
 
 
 def data_dir() -> Path:
-    """Directory for projects, the embedding cache and converted word vectors (FEWSHOT_DATA_DIR)."""
+    """Directory for projects, the embedding cache and the user's word vectors (FEWSHOT_DATA_DIR)."""
     path = Path(os.environ.get("FEWSHOT_DATA_DIR") or Path.home() / ".fewshot").expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path

