@@ -323,6 +323,8 @@ def _parse(
         out[key] = [_as_text(v) for v in table[other].tolist()]
     if renamed:
         notes.append(f"{name}: renamed column {', '.join(renamed)}")
+    if not any(any(ch.isalpha() for ch in t) for t in out["text"][:1000]):
+        notes.append(f"{name}: column '{column}' has no text in it (no letters); pick another")
     return pd.DataFrame(out).astype({"text": str, "source": str}), notes
 
 

@@ -138,6 +138,32 @@ def test_data_page_upload_errors_replace_and_add():
     assert project.annotations().empty
 
 
+BAD_UPLOADS = [  # (file name, bytes, what the page says: an error, or a note beside the preview)
+    ("latin.txt", b"caf\xe9 au lait\ncr\xe8me\n", "read as Windows-1252"),
+    ("utf16.csv", "text\ncafé\n".encode("utf-16"), None),
+    ("bom.csv", "\ufefftext,n\ncafé,1\n".encode(), None),
+    ("huge.txt", b"word " * 1_000_000, "cut short"),
+    ("ragged.csv", b"text,n\nok,1\ntoo,many,fields\n", "skipped 1 rows"),
+    ("numbers.csv", b"id,score\n1,2\n3,4\n", "has no text in it"),
+    ("quotes.csv", b'text,n\n"never closed,1\n', "quote is never closed"),
+    ("blank.txt", b"\n  \n", "No documents found"),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "says"), BAD_UPLOADS, ids=[b[0] for b in BAD_UPLOADS])
+def test_data_page_reads_or_refuses_awkward_files_and_leaves_the_project_alone(name, data, says):
+    open_demo()
+    at = start("demo")
+    at.file_uploader[0].set_value([(name, data, "application/octet-stream")]).run()
+    assert not at.exception, at.exception
+    shown = [m.value.replace("\\", "") for m in [*at.error, *at.warning]]  # Markdown-escaped
+    if says is None:
+        assert not shown and at.metric[-1].value == "1"  # decoded: one document, "café"
+    else:
+        assert any(says in message for message in shown), shown
+    assert open_project("demo").n_documents() == 200  # nothing stored until a button says so
+
+
 def test_labels_page_validates_saves_and_compares_views():
     open_demo()
     at = start("demo", "pages/labels.py")

@@ -119,6 +119,13 @@ def test_json_that_is_not_json_or_objects():
         read_upload("deep.json", b"[" * 100_000)
 
 
+def test_a_column_without_letters_is_noted():
+    result = read_uploads([("n.csv", b"id,score\n1,2\n3,4\n")])
+    assert result.report.notes == [
+        "n.csv: column 'id' has no text in it (no letters); pick another"
+    ]
+
+
 def test_table_columns():
     assert table_columns("a.txt", b"hello") == []
     assert table_columns("a.csv", b"x,,x\n1,2,3\n") == ["x", "column_2", "x.1"]
