@@ -76,7 +76,9 @@ def classify(args: argparse.Namespace) -> None:
     human = {len(texts) + i: label for i, label in enumerate(example_labels)}
     prediction = workspace.predict(labels, human, view=args.view)
     used = "transductive" if prediction.classifier.transductive_used_ else "inductive"
-    print(f"view {args.view}: {used} ({prediction.classifier.selection_})", file=sys.stderr)
+    lexical = prediction.lexical
+    words = f"; word n-grams weight {lexical.scale_:.2f}" if lexical is not None else ""
+    print(f"view {args.view}: {used} ({prediction.classifier.selection_}{words})", file=sys.stderr)
     columns = ["predicted_label", "score", *(f"score_{name}" for name in labels.names)]
     scores = prediction.table(workspace.texts)[columns].iloc[: len(texts)].set_axis(texts)
     scores = scores.reindex(rows).set_axis(frame.index)  # empty rows: no text, no prediction

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from fewshot import FewshotError
 from fewshot.classify import (
@@ -22,6 +23,7 @@ from fewshot.classify import (
     normalize,
 )
 from fewshot.encoders import Progress
+from fewshot.lexical import LexicalExpert, term_matrix
 from fewshot.views import DEFAULT_VIEW, VIEWS, Embedder
 
 
@@ -33,6 +35,7 @@ class Prediction:
     labels: LabelSpace
     proba: np.ndarray  # (n_docs, n_labels)
     classifier: FewShotClassifier
+    lexical: LexicalExpert | None = None  # the n-gram view combined with the classifier's, if any
 
     @property
     def predicted(self) -> np.ndarray:
@@ -68,6 +71,15 @@ class Workspace:
         self.embedder = embedder
         self.views = embedder.documents(self.texts, progress=progress)
         self._label_cache: tuple[LabelSpace, dict[str, np.ndarray]] | None = None
+        self._terms: list[sparse.csr_matrix | None] = []  # computed on first use, then kept
+
+    @property
+    def terms(self) -> sparse.csr_matrix | None:
+        """The corpus's term matrix (the lexical view): once per corpus, a few seconds for 10,000
+        documents; None when the corpus has no repeated term."""
+        if not self._terms:
+            self._terms.append(term_matrix(self.texts))
+        return self._terms[0]
 
     def label_vectors(self, labels: LabelSpace) -> dict[str, np.ndarray]:
         # Read the cache once: the app shares a workspace between sessions (threads).
@@ -83,15 +95,37 @@ class Workspace:
         human: dict[int, str] | None = None,
         view: str = DEFAULT_VIEW,
         transductive: bool | str = "auto",
+        lexical: bool = True,
     ) -> Prediction:
-        """Fit the view on the human labels (doc id -> label name) and the corpus; score every doc."""
+        """Fit the view on the human labels (doc id -> label name) and the corpus; score every doc.
+
+        With `lexical` (and a corpus-using fit), the corpus's n-gram view is trained on the
+        view's probabilities and combined with them (`fewshot.lexical`), weighted as the data say.
+        """
         if view not in VIEWS:
             raise FewshotError(f"Unknown view '{view}'; choose one of {', '.join(VIEWS)}.")
-        docs = self.views[view]
         ids, y = self._human(labels, human)
+        return self._fit(labels, view, ids, y, transductive, lexical)
+
+    def _fit(
+        self,
+        labels: LabelSpace,
+        view: str,
+        ids: np.ndarray,
+        y: np.ndarray,
+        transductive: bool | str = "auto",
+        lexical: bool = True,
+    ) -> Prediction:
+        docs = self.views[view]
         classifier = FewShotClassifier(self.label_vectors(labels)[view], transductive=transductive)
         classifier.fit(docs[ids], y, corpus=docs)
-        return Prediction(view, labels, classifier.predict_proba(docs), classifier)
+        proba = classifier.predict_proba(docs)
+        expert = None
+        terms = self.terms if lexical and transductive else None
+        if terms is not None:
+            expert = LexicalExpert().fit(terms, proba, ids, y)
+            proba = expert.combined_
+        return Prediction(view, labels, proba, classifier, expert)
 
     def predict_all(
         self, labels: LabelSpace, human: dict[int, str] | None = None
@@ -155,15 +189,13 @@ class Workspace:
         ids, y = self._human(labels, human)
         if len(ids) < 4:
             return None
-        docs = self.views[view]
-        vectors = self.label_vectors(labels)[view]
         fold_of = np.arange(len(ids)) % min(folds, len(ids))
         np.random.default_rng(0).shuffle(fold_of)
         hits = 0
         for fold in range(fold_of.max() + 1):
             train, test = fold_of != fold, fold_of == fold
-            classifier = FewShotClassifier(vectors).fit(docs[ids[train]], y[train], corpus=docs)
-            hits += int(np.sum(classifier.predict(docs[ids[test]]) == y[test]))
+            fitted = self._fit(labels, view, ids[train], y[train])
+            hits += int(np.sum(fitted.predicted[ids[test]] == y[test]))
         return hits / len(ids)
 
     @staticmethod

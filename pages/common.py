@@ -207,6 +207,8 @@ def describe_fit(prediction: Prediction) -> str:
         how = "label embeddings, refined by soft clustering of the whole corpus"
     else:
         how = "label embeddings and human labels only; clustering the corpus was not trusted"
+    if prediction.lexical is not None and prediction.lexical.scale_ > 0:
+        how += f"; combined with the corpus's word n-grams (weight {prediction.lexical.scale_:.2f})"
     return f"{VIEWS[prediction.view]}: {how} (check: {classifier.selection_})."
 
 
