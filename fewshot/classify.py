@@ -136,7 +136,7 @@ _BLAS_LIMIT: threadpool_limits | None = None
 
 
 @contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
+def one_blas_thread() -> Iterator[None]:
     """Fits and predictions run BLAS on one thread. Their matrix products are small and many: on
     two cores, a second BLAS thread contending with anything else the machine does (the app's
     other work) was seen to make a refit five to ten times slower, never much faster. The limit is
@@ -363,7 +363,7 @@ class FewShotClassifier:
         corpus: np.ndarray | None = None,
     ) -> FewShotClassifier:
         """Fit from labeled rows (x, y: class positions; may be empty) and the unlabeled corpus."""
-        with _one_blas_thread():
+        with one_blas_thread():
             return self._fit(x, y, corpus)
 
     def _fit(
@@ -582,7 +582,7 @@ class FewShotClassifier:
     # -- prediction ---------------------------------------------------------------------------
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        with _one_blas_thread():
+        with one_blas_thread():
             return self._predict_proba(x)
 
     def _predict_proba(self, x: np.ndarray) -> np.ndarray:

@@ -37,3 +37,15 @@ def shared_data_dir() -> Path:
     """The labeled benchmark sets (FEWSHOT_SHARED_DATA), by default ../shared/data beside the repo."""
     default = Path(__file__).resolve().parents[2] / "shared" / "data"
     return Path(os.environ.get("FEWSHOT_SHARED_DATA") or default)
+
+
+def table_rows() -> int:
+    """Rows a page sends to the browser per table page (FEWSHOT_TABLE_ROWS): a large corpus is
+    paged rather than shipped whole on every rerun."""
+    return max(1, int(os.environ.get("FEWSHOT_TABLE_ROWS") or 500))
+
+
+def plot_points() -> int:
+    """Documents the map draws at most (FEWSHOT_PLOT_POINTS): beyond that, a fixed random sample
+    plus every human-labeled document."""
+    return max(1, int(os.environ.get("FEWSHOT_PLOT_POINTS") or 5000))

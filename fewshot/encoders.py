@@ -12,7 +12,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -65,19 +65,23 @@ class EmbeddingCache:
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
 
-    def get(self, model: str, hashes: Sequence[bytes]) -> dict[bytes, np.ndarray]:
-        found: dict[bytes, np.ndarray] = {}
-        unique = list(dict.fromkeys(hashes))
+    def get(self, model: str, hashes: Sequence[bytes]) -> Iterator[tuple[int, np.ndarray]]:
+        """(position in hashes, vector) for each hash the cache holds; hashes must be unique.
+
+        Yielded chunk by chunk, so a caller can copy vectors into its own matrix without holding
+        a second copy of the corpus in between.
+        """
         with self._connect() as db:
-            for start in range(0, len(unique), 500):
-                chunk = unique[start : start + 500]
+            for start in range(0, len(hashes), 500):
+                chunk = hashes[start : start + 500]
+                position = {h: start + i for i, h in enumerate(chunk)}
                 marks = ",".join("?" * len(chunk))
                 rows = db.execute(
                     f"SELECT hash, vector FROM embedding WHERE model = ? AND hash IN ({marks})",
                     [model, *chunk],
                 )
-                found.update((key, np.frombuffer(blob, dtype=np.float32)) for key, blob in rows)
-        return found
+                for key, blob in rows:
+                    yield position[key], np.frombuffer(blob, dtype=np.float32)
 
     def put(self, model: str, hashes: Sequence[bytes], vectors: np.ndarray) -> None:
         rows = [
@@ -137,38 +141,53 @@ class SentenceEncoder:
         return int(self.model.get_embedding_dimension())
 
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
-        """Embed texts (cached); progress(done, total) is called after every batch."""
-        texts = [str(t) for t in texts]
+        """Embed texts (cached); progress(done, total) is called after every batch.
+
+        Memory stays at one float32 row per distinct text: cached vectors and new batches are
+        copied into that matrix as they arrive, and the model is loaded only if a text is new.
+        """
         total = len(texts)
         if total == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        hashes = [text_hash(t) for t in texts]
-        known = self.cache.get(self.name, hashes) if self.cache else {}
-        todo = list(dict.fromkeys(h for h in hashes if h not in known))
-        first_text = {h: t for h, t in zip(reversed(hashes), reversed(texts))}
-        done = total - sum(1 for h in hashes if h not in known)
+        slot: dict[bytes, int] = {}  # text hash -> row of the distinct-text matrix
+        inverse = np.fromiter(
+            (slot.setdefault(text_hash(str(t)), len(slot)) for t in texts), np.int64, total
+        )
+        first = np.empty(len(slot), dtype=np.int64)
+        first[inverse] = np.arange(total)  # a position of each distinct text (any will do)
+        weight = np.bincount(inverse, minlength=len(slot))  # documents per distinct text
+        hashes = list(slot)
+        del slot
+        matrix: np.ndarray | None = None
+        found = np.zeros(len(hashes), dtype=bool)
+        for row, vector in self.cache.get(self.name, hashes) if self.cache else ():
+            if matrix is None:
+                matrix = np.empty((len(hashes), len(vector)), dtype=np.float32)
+            matrix[row] = vector
+            found[row] = True
+        done = int(weight[found].sum())
         if progress:
             progress(done, total)
-        counts: dict[bytes, int] = {}
-        for h in hashes:
-            counts[h] = counts.get(h, 0) + 1
+        todo = np.flatnonzero(~found)
         step = self.batch_size * 4
         for start in range(0, len(todo), step):
             batch = todo[start : start + step]
             vectors = self.model.encode(
-                [first_text[h] for h in batch],
+                [str(texts[i]) for i in first[batch]],
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=False,
             ).astype(np.float32)
+            if matrix is None:
+                matrix = np.empty((len(hashes), vectors.shape[1]), dtype=np.float32)
+            matrix[batch] = vectors
             if self.cache:
-                self.cache.put(self.name, batch, vectors)
-            known.update(zip(batch, vectors))
-            done += sum(counts[h] for h in batch)
+                self.cache.put(self.name, [hashes[i] for i in batch], vectors)
+            done += int(weight[batch].sum())
             if progress:
                 progress(done, total)
-        return np.stack([known[h] for h in hashes])
+        return matrix if len(hashes) == total else matrix[inverse]
 
 
 class WordVectors:

@@ -146,6 +146,11 @@ class Project:
             frame = pd.concat([frame, pd.DataFrame(metas, index=frame.index)], axis=1)
         return frame
 
+    def texts(self) -> list[str]:
+        """The documents' texts in id order: what every page run needs, without the metadata."""
+        with self._connect() as db:
+            return [row[0] for row in db.execute("SELECT text FROM document ORDER BY id")]
+
     def n_documents(self) -> int:
         with self._connect() as db:
             return db.execute("SELECT COUNT(*) FROM document").fetchone()[0]

@@ -127,11 +127,6 @@ class Workspace:
             proba = expert.combined_
         return Prediction(view, labels, proba, classifier, expert)
 
-    def predict_all(
-        self, labels: LabelSpace, human: dict[int, str] | None = None
-    ) -> dict[str, Prediction]:
-        return {view: self.predict(labels, human, view) for view in VIEWS}
-
     @staticmethod
     def agreement(predictions: dict[str, Prediction]) -> pd.DataFrame:
         """Share of documents on which each pair of views picks the same label, and kappa."""

@@ -135,13 +135,11 @@ def _workspace(project_path: str, fingerprint: str, _texts: tuple[str, ...]) -> 
 def workspace(project: Project) -> Workspace | None:
     """The project's corpus embedded in every view (None without documents); the first call for a
     corpus shows a progress bar, and the embedding cache makes it quick after that."""
-    texts = tuple(project.documents()["text"])
+    texts = tuple(project.texts())
     if not texts:
         return None
-    digest = hashlib.blake2b(digest_size=16)
-    for text in texts:
-        digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
-    return _workspace(str(project.path), digest.hexdigest(), texts)
+    joined = "\0".join(texts).encode("utf-8", "surrogatepass")
+    return _workspace(str(project.path), hashlib.blake2b(joined, digest_size=16).hexdigest(), texts)
 
 
 # Labels and predictions
@@ -181,7 +179,16 @@ class Current:
     human: dict[int, str]
 
     def predict(self, view: str = DEFAULT_VIEW) -> Prediction:
-        return self.workspace.predict(self.labels, self.human, view)
+        """Workspace.predict, kept for the session until the labels change: on a large corpus a
+        refit takes seconds, and most reruns (a row selected, another page) change no label."""
+        key = (self.workspace, self.labels, tuple(sorted(self.human.items())))
+        memo = st.session_state.get("fits")
+        if memo is None or memo[0] != key:
+            memo = (key, {})
+            st.session_state["fits"] = memo
+        if view not in memo[1]:
+            memo[1][view] = self.workspace.predict(self.labels, self.human, view)
+        return memo[1][view]
 
     def cross_validated_accuracy(self) -> float | None:
         """Workspace.cross_validated_accuracy, kept for the session until the labels change: it
@@ -268,6 +275,26 @@ def compact(figure: go.Figure, height: int) -> go.Figure:
         legend={"orientation": "h", "title_text": "", "y": -0.25},
     )
     return figure
+
+
+def paginate(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The rows of the page the user picked, when the frame is longer than config.table_rows().
+
+    A large corpus is sent to the browser a page at a time, not whole on every rerun. Draws a
+    page picker and says which rows are shown; key names the picker.
+    """
+    size = config.table_rows()
+    if len(frame) <= size:
+        return frame
+    pages = -(-len(frame) // size)
+    if st.session_state.get(key, 1) > pages:  # the frame shrank (a filter): stay in range
+        st.session_state[key] = pages
+    picker, note = st.columns([1, 4], vertical_alignment="bottom")
+    page = picker.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, key=key)
+    start = (page - 1) * size
+    stop = min(start + size, len(frame))
+    note.caption(f"Showing rows {start + 1:,}-{stop:,} of {len(frame):,}, {size:,} per page.")
+    return frame.iloc[start:stop]
 
 
 def skipped(project: Project) -> set[int]:

@@ -24,7 +24,7 @@ def replace_corpus(project: Project, frame: pd.DataFrame) -> None:
 
 def add_to_corpus(project: Project, frame: pd.DataFrame) -> None:
     """Button callback: append the uploaded documents the corpus does not hold yet."""
-    new = frame[~frame["text"].isin(set(project.documents()["text"]))]
+    new = frame[~frame["text"].isin(set(project.texts()))]
     project.add_documents(new)
     _stored(
         f"Added {common.plural(len(new), 'document')}; left out "

@@ -58,7 +58,7 @@ jsonl_button.download_button(
     "Download JSONL", lambda: to_jsonl_bytes(table), f"{stem}.jsonl", "application/jsonl",
     icon=":material/data_object:", key="download_jsonl",
 )  # fmt: skip
-st.dataframe(table.head(100), hide_index=True, height=300)
+st.dataframe(common.paginate(table, "export_page"), hide_index=True, height=300)
 
 st.subheader("Fitted maps")
 st.caption(

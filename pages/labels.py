@@ -61,7 +61,7 @@ if orphans:
         "and count again if the label comes back."
     )
 
-predictions = workspace.predict_all(labels, state.human)
+predictions = {view: state.predict(view) for view in VIEWS}
 prediction = predictions[DEFAULT_VIEW]
 st.subheader(
     f"Few-shot, with {common.plural(len(state.human), 'human label')}"
@@ -69,13 +69,14 @@ st.subheader(
     else "Zero-shot assignments"
 )
 st.caption(common.describe_fit(prediction))
+rows = common.paginate(state.table(prediction), "assignments_page")
 event = st.dataframe(
-    state.table(prediction),
+    rows,
     hide_index=True,
     height=320,
     on_select="rerun",
     selection_mode="single-row",
-    key="assignments",
+    key=f"assignments_{rows['id'].iloc[0]}",  # a new page starts with no row selected
     column_order=["text", "predicted_label", "score", "margin"]
     + (["human_label"] if state.human else []),
     column_config={
@@ -88,7 +89,7 @@ event = st.dataframe(
         "human_label": "human label",
     },
 )
-doc = event.selection.rows[0] if event.selection.rows else 0
+doc = int(rows["id"].iloc[event.selection.rows[0] if event.selection.rows else 0])
 text_column, chart_column = st.columns(2)
 with text_column:
     st.caption(f"Document {doc}; select a row in the table to see another.")

@@ -14,7 +14,7 @@ import streamlit as st
 from plotly.colors import qualitative
 
 from fewshot import config
-from fewshot.projection import MIN_UMAP_POINTS, LayoutCache, plot_sample
+from fewshot.projection import MIN_UMAP_POINTS, LayoutCache, drawn, plot_sample
 from fewshot.views import DEFAULT_VIEW, VIEWS
 from pages import common
 
@@ -157,13 +157,18 @@ else:
             st.rerun()
 
     swap_in_umap()
+rows, xy = drawn(layout, docs, sample, np.fromiter(now.human, np.int64, len(now.human)))
 if len(sample) < len(docs):
+    extra = len(rows) - len(sample)
     st.caption(
-        f"Showing a fixed random sample of {len(sample):,} of the {len(docs):,} documents (the same "
-        "sample every time); a selection labels only documents shown."
-    )
+        f"Showing {len(rows):,} of the {len(docs):,} documents: a random sample of "
+        f"{len(sample):,} (the same every time; at most {config.plot_points():,} are laid out)"
+        + (f" plus the {extra:,} human-labeled documents outside it, placed beside their "
+           "nearest neighbours in the sample" if extra else "")
+        + ". Human-labeled documents are always shown; a selection labels only documents shown."
+    )  # fmt: skip
 
-shown = table.iloc[sample].assign(x=layout.embedding_[:, 0], y=layout.embedding_[:, 1])
+shown = table.iloc[rows].assign(x=xy[:, 0], y=xy[:, 1])
 event = st.plotly_chart(
     figure(shown, colour_by, label_xy, now.labels.names),
     on_select="rerun",

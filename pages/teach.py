@@ -112,6 +112,7 @@ elif shown == "Labeled":
     table = table[labeled]
 elif shown == "Human and model disagree":
     table = table[labeled & (table["human_label"] != table["predicted_label"])]
+table = common.paginate(table, "predictions_page")
 round_ = st.session_state.setdefault("editor_round", 0)  # a new key starts the editor afresh
 edited = st.data_editor(
     table,

@@ -142,14 +142,14 @@ def test_large_corpus_graph_is_approximate_but_close(monkeypatch):
 def test_blas_limit_is_lifted_only_when_the_last_overlapping_fit_ends():
     from threadpoolctl import threadpool_info
 
-    from fewshot.classify import _one_blas_thread
+    from fewshot.classify import one_blas_thread
 
     def blas_threads() -> list[int]:
         return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
 
     before = blas_threads()
     assert before, "numpy links a BLAS that threadpoolctl can see"
-    first, second = _one_blas_thread(), _one_blas_thread()
+    first, second = one_blas_thread(), one_blas_thread()
     first.__enter__()
     second.__enter__()
     first.__exit__(None, None, None)  # another session's fit is still running
