@@ -139,7 +139,6 @@ def run(n: int, seed: int = 0, umap: bool = True, command: str = "") -> dict:
     print(f"corpus: {len(corpus):,} documents in {build_s:.1f} s", file=sys.stderr)
     project = open_project(f"scale-{n}")
     _, write_s = _timed(lambda: project.set_documents(corpus))
-    project.clear_annotations()
     project.set_labels(list(LABELS))
     human = human_labels(corpus, PER_CLASS)
     for doc, label in human.items():
