@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint browser
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+.PHONY: run test bench bench-setfit lint browser
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,3 +28,17 @@ test: $(STAMP) browser
 
 bench: $(STAMP)
 	$(BIN)/python -m fewshot.bench --quick
+
+# SetFit beside ours on the same draws: bench-only packages in their own environment, so the app's
+# .venv never carries setfit. torch first: a looser pin pulls gigabytes of CUDA. Hours on two cores:
+# PEER_MINUTES=90 stops the SetFit fits after that long and reports the draws that finished.
+$(BENCH_STAMP): requirements.txt requirements-bench.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet torch==2.13.0
+	$(BENCH_VENV)/bin/pip install --quiet -r requirements-bench.txt
+	touch $(BENCH_STAMP)
+
+bench-setfit: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m fewshot.bench --quick --draws 5 --datasets sst2,ag_news \
+		--peers setfit --name setfit $(if $(PEER_MINUTES),--peer-minutes $(PEER_MINUTES))

@@ -4,13 +4,15 @@
 benchmarks/results/, so a change to the method shows up as numbers on every data set at once, and
 the goals (accuracy, refit time) are checked here rather than in timed unit tests. Accuracy is
 always measured through `Workspace`, exactly as the app computes it; only the logistic-regression
-baseline and the fit timings reach below it.
+baseline and the fit timings reach below it. `--peers setfit` adds SetFit, fine-tuned on the same
+draws (fewshot/peers.py; bench-only, see `make bench-setfit`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import resource
@@ -29,6 +31,7 @@ from fewshot import FewshotError, config
 from fewshot.classify import FewShotClassifier, LabelSpace
 from fewshot.encoders import SentenceEncoder, print_progress
 from fewshot.maps import Wmap, Zmap
+from fewshot.peers import PEER_SIZES, PEERS, check_installed, describe, use_threads
 from fewshot.views import VIEWS, Embedder, zmap_vocabulary
 from fewshot.workspace import Workspace
 
@@ -62,6 +65,12 @@ def load_dataset(name: str) -> tuple[list[str], list[str]]:
         raise FewshotError(f"Benchmark data not found: {path} (set FEWSHOT_SHARED_DATA)")
     frame = pd.read_csv(path, keep_default_na=False, dtype=str)  # "nan" is a word, not missing
     return frame["text"].tolist(), frame[label_column].tolist()
+
+
+def label_space(gold_names: Sequence[str]) -> tuple[LabelSpace, np.ndarray]:
+    """The data set's own label names, sorted, and every document's gold class index."""
+    labels = LabelSpace(tuple(sorted(set(gold_names))))
+    return labels, labels.index(gold_names)
 
 
 def sample_per_class(gold: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -141,6 +150,83 @@ def few_shot(
         for method, values in runs.items():
             out[method][str(k)] = _summary(values)
         out["ours"][str(k)]["transductive_share"] = round(transductive / draws, 4)
+    return out
+
+
+def peer_few_shot(
+    data: dict[str, tuple[list[str], np.ndarray]],
+    *,
+    peers: Sequence[str],
+    model_path: str,
+    draws: int,
+    seed: int,
+    jobs: int,
+    deadline: float = float("inf"),
+) -> dict[str, dict]:
+    """Each peer at PEER_SIZES on the draws of few_shot (same seeds, same documents), scored the same.
+
+    data maps a data set's name to its texts and gold class indices. A fit takes minutes to hours
+    on a CPU, so fits run in `jobs` processes, smaller sizes first, and at the deadline (a
+    time.monotonic() value) the running ones are stopped: each cell lists the draws that finished,
+    so ours and logistic regression can be compared on exactly those. Times are medians over the
+    finished draws.
+    """
+    from fewshot import peers as peer_methods
+
+    tasks = [
+        (name, peer, k, draw)
+        for peer in peers
+        for k in PEER_SIZES
+        for name, (_, gold) in data.items()
+        if k <= int(np.bincount(gold).min()) // 2
+        for draw in range(draws)
+    ]
+    done: dict[tuple[str, str, int, int], tuple[float, float, float]] = {}
+    failed: list[BaseException] = []
+
+    def finished(task: tuple[str, str, int, int], ids: np.ndarray) -> Callable[[dict], None]:
+        def record(result: dict) -> None:
+            accuracy = _accuracy_on_rest(np.asarray(result["predicted"]), data[task[0]][1], ids)
+            done[task] = (accuracy, result["fit_s"], result["predict_s"])
+            _log(
+                "{}: {} {}/class draw {}: ".format(*task)
+                + f"{accuracy:.4f}, fit {result['fit_s']:.0f} s, predict {result['predict_s']:.0f} s"
+            )
+
+        return record
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")  # forking a process that holds torch can hang
+    with context.Pool(jobs, use_threads, (threads,)) as pool:  # leaving it stops running fits
+        for task in tasks:
+            name, peer, k, draw = task
+            texts, gold = data[name]
+            ids = sample_per_class(gold, k, np.random.default_rng([seed, k, draw]))
+            pool.apply_async(
+                getattr(peer_methods, peer),
+                (model_path, texts, ids, gold),
+                callback=finished(task, ids),
+                error_callback=failed.append,
+            )
+        while len(done) < len(tasks) and not failed and time.monotonic() < deadline:
+            time.sleep(1)
+    if failed:
+        raise failed[0]
+    if len(done) < len(tasks):
+        _log(f"peers: time budget spent, {len(done)} of {len(tasks)} fits finished")
+    out: dict[str, dict] = {name: {} for name in data}
+    for name, peer, k, draw in sorted(done):
+        runs = out[name].setdefault(peer, {}).setdefault(str(k), {})
+        runs[draw] = done[name, peer, k, draw]
+    for by_peer in out.values():
+        for by_size in by_peer.values():
+            for k, runs in by_size.items():
+                by_size[k] = {
+                    **_summary([r[0] for r in runs.values()]),
+                    "draws": list(runs),
+                    "fit_s": round(statistics.median(r[1] for r in runs.values()), 1),
+                    "predict_s": round(statistics.median(r[2] for r in runs.values()), 1),
+                }
     return out
 
 
@@ -232,8 +318,7 @@ def bench_dataset(
     Sizes that would leave less than half of the smallest class for scoring are skipped.
     fresh is an encoder without a cache, for an honest embedding rate.
     """
-    labels = LabelSpace(tuple(sorted(set(gold_names))))
-    gold = labels.index(gold_names)
+    labels, gold = label_space(gold_names)
     smallest = int(np.bincount(gold).min())
     sizes = [k for k in sizes if k <= smallest // 2]
     start = time.perf_counter()
@@ -315,18 +400,24 @@ def run(
     draws: int | None = None,
     seed: int = 0,
     command: str = "",
+    peers: Sequence[str] = (),
+    jobs: int = 1,
+    peer_minutes: float | None = None,
 ) -> dict:
-    """The whole benchmark as one JSON-ready dict."""
+    """The whole benchmark as one JSON-ready dict; peers run last, on every data set at once."""
+    check_installed(peers)
     start, load_start = time.perf_counter(), os.getloadavg()[0]
+    deadline = time.monotonic() + 60 * peer_minutes if peer_minutes else float("inf")
     embedder = Embedder.default(progress=print_progress("Zmap vocabulary"))
     model_start = time.perf_counter()
     fresh = SentenceEncoder(embedder.sentence.model_path)
     fresh.model  # noqa: B018 - loading is what is being timed
     model_load_s = time.perf_counter() - model_start
     draws = draws or (2 if quick else 5)
-    results = {}
+    results, peer_data = {}, {}
     for name in datasets:
         texts, gold = load_dataset(name)
+        peer_data[name] = (texts, label_space(gold)[1])
         _log(f"{name}: {len(texts):,} documents")
         results[name] = bench_dataset(
             texts,
@@ -340,6 +431,18 @@ def run(
             seed=seed,
             name=name,
         )
+    if peers:
+        by_dataset = peer_few_shot(
+            peer_data,
+            peers=peers,
+            model_path=embedder.sentence.model_path,
+            draws=draws,
+            seed=seed,
+            jobs=jobs,
+            deadline=deadline,
+        )
+        for name, by_peer in by_dataset.items():
+            results[name]["peers"] = by_peer
     return {
         "command": command,
         "created": datetime.now().isoformat(timespec="seconds"),
@@ -356,6 +459,11 @@ def run(
             "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
         },
         "methods": METHODS,
+        **(
+            {"peers": describe(peers), "peer_jobs": jobs, "peer_minutes": peer_minutes}
+            if peers
+            else {}
+        ),
         "datasets": results,
         "cost": {
             "model_load_s": round(model_load_s, 2),
@@ -379,6 +487,35 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return lines + [""]
+
+
+def _peer_table(data: dict) -> list[str]:
+    """Each peer against ours and logistic regression on exactly its draws, and what it cost."""
+    few, rows = data["few_shot"], []
+    for peer, by_size in data["peers"].items():
+        for k, cell in by_size.items():
+            same = [[few[m][k]["runs"][d] for d in cell["draws"]] for m in ("ours", "logreg")]
+            rows.append(
+                [
+                    k,
+                    PEERS[peer],
+                    len(cell["draws"]),
+                    _pm(cell),
+                    *(_pm(_summary(runs)) for runs in same),
+                    f"{cell['fit_s']:.0f} s",
+                    f"{cell['predict_s']:.0f} s",
+                ]
+            )
+    header = [
+        "k",
+        "peer",
+        "draws",
+        "peer accuracy",
+        "ours, same draws",
+        "logistic regression, same",
+    ]
+    header += ["fit (median)", f"predict {data['n_docs']:,} docs (median)"]
+    return ["Peers against ours on exactly the draws they finished:", "", *_table(header, rows)]
 
 
 def render_markdown(report: dict) -> str:
@@ -429,19 +566,21 @@ def render_markdown(report: dict) -> str:
                 for view, z in data["zero_shot"].items()
             ],
         )
-        few = data["few_shot"]
+        few, peers = data["few_shot"], data.get("peers", {})
         lines += ["Few-shot, k labeled documents per class:", ""]
         lines += _table(
-            ["k", *METHODS.values(), "auto went transductive"],
+            ["k", *METHODS.values(), *(PEERS[p] for p in peers), "auto went transductive"],
             [
                 [
                     k,
                     *(_pm(few[m][k]) for m in METHODS),
+                    *(_pm(peers[p][k]) if k in peers[p] else "-" for p in peers),
                     f"{few['ours'][k]['transductive_share']:.0%}",
                 ]
                 for k in few["ours"]
             ],
         )
+        lines += _peer_table(data) if peers else []
         sim = data["session"]
         lines += ["Labeling session (sbert, auto), total labels:", ""]
         lines += _table(
@@ -504,6 +643,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory")
     parser.add_argument("--name", help="result file name (default: a timestamp)")
+    parser.add_argument(
+        "--peers", default="", help=f"comma-separated peers at 8 and 64/class: {', '.join(PEERS)}"
+    )
+    parser.add_argument(
+        "--peer-minutes",
+        type=float,
+        help="stop peer fits once the whole run has taken this many minutes; the report lists "
+        "the draws that finished",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="peer fits run in this many processes"
+    )
     args = parser.parse_args(argv)
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     unknown = sorted(set(datasets) - set(DATASETS))
@@ -511,9 +662,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown data set(s) {unknown}; choose from {', '.join(DATASETS)}")
     if args.draws is not None and args.draws < 1:
         parser.error("--draws must be at least 1")
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
     command = " ".join(["python -m fewshot.bench", *(argv if argv is not None else sys.argv[1:])])
     try:
-        report = run(datasets, quick=args.quick, draws=args.draws, seed=args.seed, command=command)
+        report = run(
+            datasets,
+            quick=args.quick,
+            draws=args.draws,
+            seed=args.seed,
+            command=command,
+            peers=peers,
+            jobs=args.jobs,
+            peer_minutes=args.peer_minutes,
+        )
     except FewshotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
