@@ -161,9 +161,10 @@ def peer_few_shot(
     draws: int,
     seed: int,
     jobs: int,
+    sizes: Sequence[int] = PEER_SIZES,
     deadline: float = float("inf"),
 ) -> dict[str, dict]:
-    """Each peer at PEER_SIZES on the draws of few_shot (same seeds, same documents), scored the same.
+    """Each peer at `sizes` per class on the draws of few_shot (same seeds and documents), scored alike.
 
     data maps a data set's name to its texts and gold class indices. A fit takes minutes to hours
     on a CPU, so fits run in `jobs` processes, smaller sizes first, and at the deadline (a
@@ -176,7 +177,7 @@ def peer_few_shot(
     tasks = [
         (name, peer, k, draw)
         for peer in peers
-        for k in PEER_SIZES
+        for k in sizes
         for name, (_, gold) in data.items()
         if k <= int(np.bincount(gold).min()) // 2
         for draw in range(draws)
@@ -402,6 +403,7 @@ def run(
     command: str = "",
     peers: Sequence[str] = (),
     jobs: int = 1,
+    peer_sizes: Sequence[int] = PEER_SIZES,
     peer_minutes: float | None = None,
 ) -> dict:
     """The whole benchmark as one JSON-ready dict; peers run last, on every data set at once."""
@@ -439,6 +441,7 @@ def run(
             draws=draws,
             seed=seed,
             jobs=jobs,
+            sizes=peer_sizes,
             deadline=deadline,
         )
         for name, by_peer in by_dataset.items():
@@ -460,7 +463,12 @@ def run(
         },
         "methods": METHODS,
         **(
-            {"peers": describe(peers), "peer_jobs": jobs, "peer_minutes": peer_minutes}
+            {
+                "peers": describe(peers),
+                "peer_sizes": list(peer_sizes),
+                "peer_jobs": jobs,
+                "peer_minutes": peer_minutes,
+            }
             if peers
             else {}
         ),
@@ -643,8 +651,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory")
     parser.add_argument("--name", help="result file name (default: a timestamp)")
+    parser.add_argument("--peers", default="", help=f"comma-separated peers: {', '.join(PEERS)}")
     parser.add_argument(
-        "--peers", default="", help=f"comma-separated peers at 8 and 64/class: {', '.join(PEERS)}"
+        "--peer-sizes",
+        default=",".join(map(str, PEER_SIZES)),
+        help="comma-separated labels per class the peers are fitted at (a data set is skipped at "
+        "sizes beyond half its smallest class)",
     )
     parser.add_argument(
         "--peer-minutes",
@@ -665,6 +677,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    try:
+        peer_sizes = [int(k) for k in args.peer_sizes.split(",") if k.strip()]
+    except ValueError:
+        parser.error("--peer-sizes must be comma-separated whole numbers")
+    if not peer_sizes or min(peer_sizes) < 1:
+        parser.error("--peer-sizes must list sizes of at least 1")
     command = " ".join(["python -m fewshot.bench", *(argv if argv is not None else sys.argv[1:])])
     try:
         report = run(
@@ -675,6 +693,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             command=command,
             peers=peers,
             jobs=args.jobs,
+            peer_sizes=peer_sizes,
             peer_minutes=args.peer_minutes,
         )
     except FewshotError as exc:

@@ -50,3 +50,11 @@ def test_peer_table_compares_on_the_peer_draws():
     assert row == (
         f"| 8 | {peers.PEERS['setfit']} | 2 | 50.0 ± 10.0 | 85.0 ± 5.0 | 60.0 ± 10.0 | 12 s | 3 s |"
     )
+
+
+@pytest.mark.parametrize("sizes", ["eight", "0", ""])
+def test_bad_peer_sizes_are_refused(sizes, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--peer-sizes", sizes, "--datasets", "sst2"])
+    assert exit_info.value.code == 2
+    assert "--peer-sizes must" in capsys.readouterr().err
