@@ -153,6 +153,12 @@ def few_shot(
     return out
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on: under `taskset` two benchmarks can share a machine, one core
+    each, without their torch threads fighting over both."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def peer_few_shot(
     data: dict[str, tuple[list[str], np.ndarray]],
     *,
@@ -196,7 +202,7 @@ def peer_few_shot(
 
         return record
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = max(1, usable_cpus() // jobs)
     context = multiprocessing.get_context("spawn")  # forking a process that holds torch can hang
     with context.Pool(jobs, use_threads, (threads,)) as pool:  # leaving it stops running fits
         for task in tasks:
@@ -454,7 +460,7 @@ def run(
         "seed": seed,
         "environment": {
             "python": platform.python_version(),
-            "cpus": os.cpu_count(),
+            "cpus": usable_cpus(),
             "sentence_model": embedder.sentence.name,
             "word_vectors": embedder.words.name,
             # Timings depend on these: other load on the machine, and BLAS threads.
@@ -665,7 +671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "the draws that finished",
     )
     parser.add_argument(
-        "--jobs", type=int, default=os.cpu_count() or 1, help="peer fits run in this many processes"
+        "--jobs", type=int, default=usable_cpus(), help="peer fits run in this many processes"
     )
     args = parser.parse_args(argv)
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from fewshot import FewshotError, config
-from fewshot.bench import RESULTS_DIR, _median_seconds, _table, load_dataset
+from fewshot.bench import RESULTS_DIR, _median_seconds, _table, load_dataset, usable_cpus
 from fewshot.classify import LabelSpace
 from fewshot.encoders import print_progress
 from fewshot.store import open_project
@@ -173,7 +173,7 @@ def run(n: int, seed: int = 0, umap: bool = True, command: str = "") -> dict:
         "sources": corpus["source"].value_counts().to_dict(),
         "environment": {
             "python": platform.python_version(),
-            "cpus": os.cpu_count(),
+            "cpus": usable_cpus(),
             "load_average_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
             "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
             "data_dir": str(config.data_dir()),
