@@ -313,7 +313,8 @@ class FewShotClassifier:
     1. soft k-means, seeded by the label embeddings alone and anchored by the labeled documents,
        for `n_iter` rounds. Few rounds move the prototypes from label text to where the
        documents are; many rounds drift. It is kept only with agreement beyond chance
-       (`min_kappa`) between the clustered and the plain predictions, and no veto from
+       (`min_kappa`) between the clustered and the plain predictions, most clusters still
+       nearest their own label, and no veto from
        cross-validation on the human labels (corpus clusters about something else than the
        labels, such as topics under sentiment labels, fail these);
     2. a shared-covariance refinement (`discriminant`, two EM rounds of linear discriminant
@@ -465,15 +466,22 @@ class FewShotClassifier:
 
         First the corpus: clustering must agree beyond chance with the plain predictions (label
         embeddings, documents through the Wmap), or it is following some other structure than the
-        labels. Then the human labels, once there are VETO_LABELS per class: cross-validation may
-        veto clustering, but only when the held-out labels it gets wrong and plain gets right
-        outnumber the reverse by three standard errors (a paired, McNemar-style test). Labels
+        labels; and most clusters (more than half) must still lie nearest their own label's
+        embedding, or the clusters have drifted to ground the labels do not name (on sentiment,
+        word vectors cluster by topic, and both clusters end up nearest "negative"). Then the
+        human labels, once there are VETO_LABELS per class: cross-validation may veto clustering,
+        but only when the held-out labels it gets wrong and plain gets right outnumber the
+        reverse by three standard errors (a paired, McNemar-style test). Labels
         chosen by the app's suggestions are the hard cases, where both do badly, so a looser
         test vetoes clustering that is right on the rest of the corpus.
         """
         kappa = cohen_kappa(plain, np.argmax(docs @ clustered.T, axis=1), self.n_classes)
         checks.append(f"kappa {kappa:.2f}")
         if kappa < self.min_kappa:
+            return False
+        named = np.argmax(clustered @ self.label_vectors.T, axis=1) == np.arange(self.n_classes)
+        checks.append(f"clusters by their label {named.mean():.2f}")
+        if named.mean() <= 0.5:
             return False
         if len(y) >= VETO_LABELS * self.n_classes and len(np.unique(y)) >= 2:
             plain_ok, clustered_ok = self._cross_validate(x, y, unit)

@@ -160,8 +160,8 @@ def _read_csv(name: str, text: str, sep: str) -> tuple[pd.DataFrame, list[str]]:
     if skipped:
         shown = ", ".join(map(str, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
         notes.append(
-            f"{name}: skipped {len(skipped)} rows with more fields than the header "
-            f"(an unquoted delimiter?) on lines {shown}"
+            f"{name}: skipped rows with more fields than the header (an unquoted "
+            f"delimiter?): {len(skipped):,}, on lines {shown}"
         )
     return pd.DataFrame(table, columns=header, dtype=object), notes
 
@@ -349,7 +349,7 @@ def _clean(parsed: list[tuple[str, pd.DataFrame]], report: IngestReport) -> pd.D
         if long:
             texts = [t[:MAX_DOC_CHARS] for t in texts]
             report.notes.append(
-                f"{name}: {long} documents longer than {MAX_DOC_CHARS:,} characters were cut short"
+                f"{name}: documents longer than {MAX_DOC_CHARS:,} characters were cut short: {long:,}"
             )
         report.rows_read += len(frame)
         report.empty_dropped += len(frame) - sum(keep)

@@ -1,9 +1,10 @@
 """Label space and the few-shot classifier, on synthetic geometry and on real AG News rows."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from fewshot import FewshotError
+from fewshot import FewshotError, config
 from fewshot.classify import FewShotClassifier, LabelSpace, cohen_kappa
 
 
@@ -156,3 +157,21 @@ def test_blas_limit_is_lifted_only_when_the_last_overlapping_fit_ends():
     assert set(blas_threads()) <= {1}
     second.__exit__(None, None, None)
     assert blas_threads() == before
+
+
+def test_transductive_auto_refuses_clusters_that_lose_their_labels(word_vectors):
+    # Real data: with word vectors, SST-2's reviews cluster by what they are about, and both
+    # clusters seeded by "negative" and "positive" drift nearest "negative". Kept, they cost
+    # 12 points; the check must refuse them and keep the plain predictions' accuracy.
+    frame = pd.read_csv(config.shared_data_dir() / "sst2" / "normalized_test.csv")
+    space = LabelSpace(("negative", "positive"))
+    gold = space.index(frame["label"].tolist())
+    docs = word_vectors.encode(frame["text"].tolist())
+    labels = np.stack([word_vectors.encode(group).mean(axis=0) for group in space.prompts()])
+    forced = FewShotClassifier(labels, transductive=True, smoothing=False).fit(corpus=docs)
+    auto = FewShotClassifier(labels, smoothing=False).fit(corpus=docs)
+    plain = FewShotClassifier(labels, transductive=False).fit(corpus=docs)
+    assert "clusters by their label 0.50" in auto.selection_
+    assert not auto.transductive_used_
+    assert np.mean(forced.predict(docs) == gold) < 0.55 < 0.6 < np.mean(auto.predict(docs) == gold)
+    assert np.mean(auto.predict(docs) == gold) == np.mean(plain.predict(docs) == gold)
