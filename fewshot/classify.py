@@ -314,7 +314,7 @@ class FewShotClassifier:
        for `n_iter` rounds. Few rounds move the prototypes from label text to where the
        documents are; many rounds drift. It is kept only with agreement beyond chance
        (`min_kappa`) between the clustered and the plain predictions, most clusters still
-       nearest their own label, and no veto from
+       nearest their own label (zero-shot), and no veto from
        cross-validation on the human labels (corpus clusters about something else than the
        labels, such as topics under sentiment labels, fail these);
     2. a shared-covariance refinement (`discriminant`, two EM rounds of linear discriminant
@@ -466,9 +466,12 @@ class FewShotClassifier:
 
         First the corpus: clustering must agree beyond chance with the plain predictions (label
         embeddings, documents through the Wmap), or it is following some other structure than the
-        labels; and most clusters (more than half) must still lie nearest their own label's
-        embedding, or the clusters have drifted to ground the labels do not name (on sentiment,
-        word vectors cluster by topic, and both clusters end up nearest "negative"). Then the
+        labels. Without human labels nothing anchors the clusters, so most of them (more than
+        half) must also still lie nearest their own label's embedding, or they have drifted to
+        ground the labels do not name (on sentiment, word vectors cluster by topic, and both
+        clusters end up nearest "negative"). With labels, that test misfires: the Wmap bends the
+        space, and on sentiment one prototype sits a hair nearer the other label while
+        clustering still helps (SST-2 sessions lost up to 14 points with it). Then the
         human labels, once there are VETO_LABELS per class: cross-validation may veto clustering,
         but only when the held-out labels it gets wrong and plain gets right outnumber the
         reverse by three standard errors (a paired, McNemar-style test). Labels
@@ -479,10 +482,11 @@ class FewShotClassifier:
         checks.append(f"kappa {kappa:.2f}")
         if kappa < self.min_kappa:
             return False
-        named = np.argmax(clustered @ self.label_vectors.T, axis=1) == np.arange(self.n_classes)
-        checks.append(f"clusters by their label {named.mean():.2f}")
-        if named.mean() <= 0.5:
-            return False
+        if not len(y):
+            named = np.argmax(clustered @ self.label_vectors.T, 1) == np.arange(self.n_classes)
+            checks.append(f"clusters by their label {named.mean():.2f}")
+            if named.mean() <= 0.5:
+                return False
         if len(y) >= VETO_LABELS * self.n_classes and len(np.unique(y)) >= 2:
             plain_ok, clustered_ok = self._cross_validate(x, y, unit)
             checks.append(f"cv {plain_ok.mean():.2f} plain vs {clustered_ok.mean():.2f} clustered")
