@@ -143,7 +143,11 @@ BAD_UPLOADS = [  # (file name, bytes, what the page says: an error, or a note be
     ("utf16.csv", "text\ncafé\n".encode("utf-16"), None),
     ("bom.csv", "\ufefftext,n\ncafé,1\n".encode(), None),
     ("huge.txt", b"word " * 1_000_000, "cut short"),
-    ("ragged.csv", b"text,n\nok,1\ntoo,many,fields\n", "skipped 1 rows"),
+    (
+        "ragged.csv",
+        b"text,n\nok,1\ntoo,many,fields\n",
+        "header (an unquoted delimiter?): 1, on lines 3",
+    ),
     ("numbers.csv", b"id,score\n1,2\n3,4\n", "has no text in it"),
     ("quotes.csv", b'text,n\n"never closed,1\n', "quote is never closed"),
     ("blank.txt", b"\n  \n", "No documents found"),
