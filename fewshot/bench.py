@@ -43,7 +43,7 @@ DATASETS = {
 }
 SIZES = (1, 2, 4, 8, 16, 32, 64)
 QUICK_SIZES = (1, 8, 64)
-CHECKPOINTS = (4, 8, 16, 32)
+CHECKPOINTS = (4, 8, 16, 32, 64)  # total labels at which the simulated session is scored
 QUICK_CHECKPOINTS = (4, 8)
 METHODS = {
     "ours": "ours (sbert, auto)",
