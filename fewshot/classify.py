@@ -483,9 +483,10 @@ class FewShotClassifier:
         if kappa < self.min_kappa:
             return False
         if not len(y):
-            named = np.argmax(clustered @ self.label_vectors.T, 1) == np.arange(self.n_classes)
-            checks.append(f"clusters by their label {named.mean():.2f}")
-            if named.mean() <= 0.5:
+            nearest = np.argmax(clustered @ self.label_vectors.T, axis=1)
+            named = float(np.mean(nearest == np.arange(self.n_classes)))
+            checks.append(f"clusters by their label {named:.2f}")
+            if named <= 0.5:
                 return False
         if len(y) >= VETO_LABELS * self.n_classes and len(np.unique(y)) >= 2:
             plain_ok, clustered_ok = self._cross_validate(x, y, unit)
