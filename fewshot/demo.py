@@ -29,5 +29,5 @@ def open_demo(root: Path | None = None) -> Project:
     if project.n_documents() == 0:
         project.set_documents(ingest.read_path(DEMO_CSV))
     if not project.labels():
-        project.set_labels(DEMO_LABELS)
+        project.set_labels(DEMO_LABELS, user="demo")  # not in the user's undo
     return project

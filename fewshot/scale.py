@@ -3,9 +3,12 @@
 `python -m fewshot.scale [--docs 50000]` builds a corpus from the shared labeled sets (AG News,
 banking77, SST-2: 12,501 texts), repeated with small variations so every document is distinct,
 stores it as a project, embeds it with progress through the embedding cache, times the
-classifier's refits, then renders every app page for that project in a fresh process
-(`benchmarks/page_timing.py`, which holds the one streamlit import). It prints a table and writes
-`<name>.json` and `<name>.md` to benchmarks/results/.
+classifier's refits and the search box's queries (`fewshot.search.find` on the real prediction
+table), then renders every app page for that project in a fresh process
+(`benchmarks/page_timing.py`, which holds the one streamlit import) and, in real Chromium, times a
+key press on the Teach page until the next document is on screen (`benchmarks/keypress_timing.py`;
+noted as skipped without chromium). It prints a table and writes `<name>.json` and `<name>.md` to
+benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ from fewshot import FewshotError, config
 from fewshot.bench import RESULTS_DIR, _median_seconds, _table, load_dataset, usable_cpus
 from fewshot.classify import LabelSpace
 from fewshot.encoders import print_progress
+from fewshot.search import NO_LABEL, Query, find
 from fewshot.store import open_project
 from fewshot.views import Embedder
-from fewshot.workspace import Workspace
+from fewshot.workspace import Prediction, Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("ag_news", "banking77", "sst2")
@@ -40,6 +44,15 @@ PER_CLASS = 8  # human labels per topic, on documents from AG News
 # Variations of a repeated text: what a real corpus repeats with (forwarded mail, reposts).
 PREFIXES = ("Re: ", "Fwd: ", "Update: ", "Note: ", "Reminder: ", "From the archive: ", "FYI - ")
 SUFFIXES = ("", " (via email)", " Thanks.", " - posted again", " [translated]", " Any news?")
+# One query per kind the search box takes, on words the three sets use (like: document 0).
+SEARCHES = {
+    "keyword": Query(text="market"),
+    "phrase": Query(text='"exchange rate"'),
+    "regex": Query(text=r"/refund(ed|s)?|charg(e|ed|es)/"),
+    "meaning": Query(text="wants the money back", mode="meaning"),
+    "like": Query(mode="like", like=0),
+    "filter": Query(predicted=("Business",), human=(NO_LABEL,), score=(0.5, 1.0)),
+}
 
 
 def peak_rss_mb() -> int:
@@ -117,6 +130,67 @@ def measure_classifier(ws: Workspace, labels: LabelSpace, human: dict[int, str])
     }
 
 
+def measure_search(
+    ws: Workspace, prediction: Prediction, human: dict[int, str], meta: pd.DataFrame, runs: int = 5
+) -> dict:
+    """The search box's costs at this size, as the Teach and Map pages pay them: the table a
+    search runs on (the prediction table with the human labels and the documents' metadata, built
+    per search), the corpus as Arrow strings (once per corpus), and `find` for each kind of query
+    (SEARCHES): its first run, and the median of `runs` more. By meaning, the query's embedding
+    comes from the embedding cache after its first run (in an earlier scale run, perhaps), as on a
+    rerun of the page; "meaning, new query" runs the sentence model (loaded beforehand, as in a
+    running app) every time, which is what a newly typed query costs, and caches nothing."""
+    n = len(ws.texts)
+
+    def table() -> pd.DataFrame:
+        labeled = pd.Series(human, dtype=object).reindex(range(n))
+        return pd.concat([prediction.table(ws.texts, labeled), meta.drop(columns="id")], axis=1)
+
+    frame, table_s = _timed(table)
+    _, texts_s = _timed(lambda: ws.search_texts)
+    vectors, sentence = ws.views["sbert"], ws.embedder.sentence
+
+    def encode(text: str) -> np.ndarray:
+        return sentence.encode([text])[0]
+
+    def encode_new(text: str) -> np.ndarray:
+        return sentence.model.encode([text], normalize_embeddings=True, show_progress_bar=False)[0]
+
+    searches = {**SEARCHES, "meaning, new query": SEARCHES["meaning"]}
+    sentence.model  # noqa: B018 - loaded before the clock starts
+    queries = {}
+    for kind, query in searches.items():
+        embed = encode_new if kind == "meaning, new query" else encode
+
+        def search(q: Query = query, embed: Callable = embed) -> pd.DataFrame:
+            return find(frame, q, ws.search_texts, vectors, embed)
+
+        found, first = _timed(search)
+        seconds = _median_seconds(search, runs)
+        queries[kind] = {
+            "query": query.text or _describe(query),
+            "found": len(found),
+            "first_s": round(first, 4),
+            "s": round(seconds, 4),
+        }
+    return {
+        "table_s": round(table_s, 3),
+        "arrow_texts_s": round(texts_s, 3),
+        "runs": runs,
+        "queries": queries,
+    }
+
+
+def _describe(query: Query) -> str:
+    if query.mode == "like":
+        return f"more like document {query.like}"
+    parts = [f"predicted {', '.join(query.predicted)}"] if query.predicted else []
+    parts += [f"human {', '.join(query.human)}"] if query.human else []
+    if query.score != (0.0, 1.0):
+        parts.append(f"score {query.score[0]:.2f}-{query.score[1]:.2f}")
+    return "; ".join(parts)
+
+
 def render_pages(project: str, umap: bool) -> dict:
     """Every page rendered headless (AppTest) in a fresh process, as a new server would."""
     command = [sys.executable, "-m", "benchmarks.page_timing", "--project", project]
@@ -132,7 +206,25 @@ def render_pages(project: str, umap: bool) -> dict:
     return json.loads(result.stdout)
 
 
-def run(n: int, seed: int = 0, umap: bool = True, command: str = "") -> dict:
+def time_keypresses(project: str, presses: int) -> dict:
+    """Key press to next document on the Teach page, in Chromium, against a new app server
+    (`benchmarks/keypress_timing.py`, in a fresh process). A failure is reported, not raised: the
+    figures measured before it are worth keeping."""
+    if presses <= 0:
+        return {"skipped": "skipped: --presses 0"}
+    command = [sys.executable, "-m", "benchmarks.keypress_timing", "--project", project]
+    result = subprocess.run(
+        [*command, "--presses", str(presses)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        print(f"key press timing failed:\n{result.stderr[-3000:]}", file=sys.stderr)
+        return {"error": result.stderr[-3000:]}
+    if "skipped" in (found := json.loads(result.stdout)):
+        print(f"key press timing {found['skipped']}", file=sys.stderr)
+    return found
+
+
+def run(n: int, seed: int = 0, umap: bool = True, command: str = "", presses: int = 10) -> dict:
     """The whole measurement as one JSON-ready dict."""
     start, load_start = time.perf_counter(), os.getloadavg()[0]
     corpus, build_s = _timed(lambda: synthetic_corpus(n, seed))
@@ -143,7 +235,7 @@ def run(n: int, seed: int = 0, umap: bool = True, command: str = "") -> dict:
     human = human_labels(corpus, PER_CLASS)
     for doc, label in human.items():
         project.annotate(doc, label, user="scale")
-    _, read_s = _timed(project.documents)  # with metadata, as the Data and Export pages read it
+    documents, read_s = _timed(project.documents)  # with metadata, as the Data and Export pages
     texts = project.texts()
     rss_store = peak_rss_mb()
 
@@ -163,8 +255,11 @@ def run(n: int, seed: int = 0, umap: bool = True, command: str = "") -> dict:
 
     labels = LabelSpace(tuple(n for n, _ in LABELS))
     classifier = measure_classifier(ws, labels, human)
+    search = measure_search(ws, ws.predict(labels, human), human, documents.drop(columns="text"))
+    print(f"search: {search}", file=sys.stderr)
     rss_classify = peak_rss_mb()
     pages = render_pages(project.name, umap)
+    keypress = time_keypresses(project.name, presses)
     return {
         "command": command,
         "created": datetime.now().isoformat(timespec="seconds"),
@@ -194,6 +289,7 @@ def run(n: int, seed: int = 0, umap: bool = True, command: str = "") -> dict:
             "matrices_mb": round(matrix_mb, 1),
         },
         "classifier": classifier,
+        "search": search,
         "memory_mb": {
             "after_store": rss_store,
             "after_embedding": rss_embed,
@@ -201,6 +297,7 @@ def run(n: int, seed: int = 0, umap: bool = True, command: str = "") -> dict:
             "app_process": pages["peak_rss_mb"],
         },
         "pages": pages["pages"],
+        "keypress": keypress,
         "wall_s": round(time.perf_counter() - start, 1),
     }
 
@@ -256,6 +353,27 @@ def render_markdown(report: dict) -> str:
             for page, p in report["pages"].items()
         ],
     )
+    search = report["search"]
+    lines += [
+        f"Search (`fewshot.search.find`, median of {search['runs']} runs; the table it runs on "
+        f"{search['table_s']:.2f} s per search, the corpus as Arrow strings "
+        f"{search['arrow_texts_s']:.2f} s once):",
+        "",
+    ]
+    lines += _table(
+        ["query", "", "found", "first run", "median"],
+        [
+            [
+                kind,
+                "`" + q["query"].replace("|", "\\|") + "`",
+                f"{q['found']:,}",
+                f"{q['first_s'] * 1000:.1f} ms",
+                f"{q['s'] * 1000:.1f} ms",
+            ]
+            for kind, q in search["queries"].items()
+        ],
+    )
+    lines += [_keypress_line(report["keypress"]), ""]
     if umap := report["pages"]["Map"].get("umap"):
         lines += [
             f"Map with its UMAP layout: drawn {umap['drawn']}, after waiting {umap['waited_s']:.0f} s "
@@ -265,11 +383,30 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _keypress_line(keys: dict) -> str:
+    if "skipped" in keys or "error" in keys:
+        return f"Key press to next document (Chromium): {keys.get('skipped') or 'failed'}."
+    return (
+        f"Key press to next document on the Teach page (Chromium, {keys['presses']} presses of "
+        f'"{keys["key"]}", each from a settled page): median {keys["next_document_median_s"]:.2f} s, '
+        f"max {keys['next_document_max_s']:.2f} s; the run each press starts finished after "
+        f"{keys['run_done_median_s']:.1f} s (median; cross-validation is drawn last). A new "
+        f"server showed the first document {keys['first_visit_s']:.0f} s after the app was "
+        f"opened."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fewshot.scale", description=__doc__)
     parser.add_argument("--docs", type=int, default=50_000, help="corpus size (default 50,000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-umap", action="store_true", help="skip waiting for the UMAP map")
+    parser.add_argument(
+        "--presses",
+        type=int,
+        default=10,
+        help="key presses timed on the Teach page in Chromium (default 10; 0 skips the browser)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory")
     parser.add_argument("--name", default="scale", help="result file name (default: scale)")
     args = parser.parse_args(argv)
@@ -277,7 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--docs must be at least 20")
     command = " ".join(["python -m fewshot.scale", *(argv if argv is not None else sys.argv[1:])])
     try:
-        report = run(args.docs, args.seed, umap=not args.no_umap, command=command)
+        report = run(
+            args.docs, args.seed, umap=not args.no_umap, command=command, presses=args.presses
+        )
     except FewshotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

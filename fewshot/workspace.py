@@ -7,10 +7,12 @@ everything that depends on labels is refitted on demand, which takes well under 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy import sparse
 
 from fewshot import FewshotError
@@ -24,6 +26,7 @@ from fewshot.classify import (
 )
 from fewshot.encoders import Progress
 from fewshot.lexical import LexicalExpert, term_matrix
+from fewshot.search import corpus_texts
 from fewshot.views import DEFAULT_VIEW, VIEWS, Embedder
 
 
@@ -35,6 +38,7 @@ class Prediction:
     labels: LabelSpace
     proba: np.ndarray  # (n_docs, n_labels)
     classifier: FewShotClassifier
+    fitted_on: np.ndarray  # ids of the human-labeled documents it was fitted on
     lexical: LexicalExpert | None = None  # the n-gram view combined with the classifier's, if any
 
     @property
@@ -72,6 +76,7 @@ class Workspace:
         self.views = embedder.documents(self.texts, progress=progress)
         self._label_cache: tuple[LabelSpace, dict[str, np.ndarray]] | None = None
         self._terms: list[sparse.csr_matrix | None] = []  # computed on first use, then kept
+        self._search_texts: pa.Array | None = None
 
     @property
     def terms(self) -> sparse.csr_matrix | None:
@@ -80,6 +85,13 @@ class Workspace:
         if not self._terms:
             self._terms.append(term_matrix(self.texts))
         return self._terms[0]
+
+    @property
+    def search_texts(self) -> pa.Array:
+        """The texts as Arrow strings for `fewshot.search.find`: built once, then kept."""
+        if self._search_texts is None:
+            self._search_texts = corpus_texts(self.texts)
+        return self._search_texts
 
     def label_vectors(self, labels: LabelSpace) -> dict[str, np.ndarray]:
         # Read the cache once: the app shares a workspace between sessions (threads).
@@ -125,7 +137,7 @@ class Workspace:
         if terms is not None:
             expert = LexicalExpert().fit(terms, proba, ids, y)
             proba = expert.combined_
-        return Prediction(view, labels, proba, classifier, expert)
+        return Prediction(view, labels, proba, classifier, ids, expert)
 
     @staticmethod
     def agreement(predictions: dict[str, Prediction]) -> pd.DataFrame:
@@ -144,8 +156,18 @@ class Workspace:
                 )
         return pd.DataFrame(rows)
 
-    def suggest(self, prediction: Prediction, labeled: set[int], n: int = 5) -> list[int]:
+    def suggest(
+        self,
+        prediction: Prediction,
+        labeled: set[int],
+        n: int = 5,
+        settled: Iterable[int] = (),
+    ) -> list[int]:
         """Documents to label next: where the model is least sure, spread over the corpus.
+
+        settled: documents labeled after the prediction was fitted (the app shows the next
+        document before it refits); their neighbours are passed over, as their label will settle
+        them though this fit still doubts them.
 
         Doubt is one minus the margin between the top two labels, averaged with the doubt of the
         document's nearest neighbours: a label settles its neighbourhood too, so a doubtful
@@ -162,7 +184,12 @@ class Workspace:
         if graph is not None and len(graph) == len(doubt):
             doubt = 0.5 * doubt + 0.5 * doubt[graph].mean(axis=1)
         order = np.argsort(-doubt, kind="stable")
-        order = order[~np.isin(order, np.fromiter(labeled, dtype=np.int64, count=len(labeled)))]
+        done = np.fromiter(labeled, dtype=np.int64, count=len(labeled))
+        order = order[~np.isin(order, done)]
+        settled = np.fromiter(settled, dtype=np.int64)
+        if graph is not None and len(graph) == len(doubt) and len(settled):
+            unsettled = order[~np.isin(order, graph[settled])]
+            order = unsettled if len(unsettled) else order
         candidates = [int(i) for i in order[: max(50, 10 * n)]]
         if not candidates:
             return []

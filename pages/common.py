@@ -132,14 +132,30 @@ def _workspace(project_path: str, fingerprint: str, _texts: tuple[str, ...]) -> 
     return found
 
 
+def _fingerprint(texts: tuple[str, ...]) -> str:
+    joined = "\0".join(texts).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(joined, digest_size=16).hexdigest()
+
+
 def workspace(project: Project) -> Workspace | None:
     """The project's corpus embedded in every view (None without documents); the first call for a
     corpus shows a progress bar, and the embedding cache makes it quick after that."""
     texts = tuple(project.texts())
     if not texts:
         return None
-    joined = "\0".join(texts).encode("utf-8", "surrogatepass")
-    return _workspace(str(project.path), hashlib.blake2b(joined, digest_size=16).hexdigest(), texts)
+    return _workspace(str(project.path), _fingerprint(texts), texts)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _metadata(project_path: str, fingerprint: str) -> pd.DataFrame:
+    """id, source and the metadata columns, per (project, corpus): parsing them is slow at
+    50,000 documents, and they change only with the corpus. Shared: never modify it."""
+    return Project(project_path).documents().drop(columns="text")
+
+
+def metadata(state: Current) -> pd.DataFrame:
+    """The documents' id, source and metadata columns (row i is document i)."""
+    return _metadata(str(state.project.path), _fingerprint(tuple(state.workspace.texts)))
 
 
 # Labels and predictions
@@ -189,6 +205,15 @@ class Current:
         if view not in memo[1]:
             memo[1][view] = self.workspace.predict(self.labels, self.human, view)
         return memo[1][view]
+
+    def latest(self, view: str = DEFAULT_VIEW) -> Prediction:
+        """The newest fit at hand: predict's, or else the session's last one for this corpus and
+        label set (fitted before the latest labels), or else a new fit. For what must be on
+        screen at once, before a refit of a second or more on a large corpus."""
+        memo = st.session_state.get("fits")
+        if memo is not None and memo[0][:2] == (self.workspace, self.labels) and view in memo[1]:
+            return memo[1][view]
+        return self.predict(view)
 
     def cross_validated_accuracy(self) -> float | None:
         """Workspace.cross_validated_accuracy, kept for the session until the labels change: it

@@ -16,7 +16,7 @@ from plotly.colors import qualitative
 from fewshot import config
 from fewshot.projection import MIN_UMAP_POINTS, LayoutCache, drawn, plot_sample
 from fewshot.views import DEFAULT_VIEW, VIEWS
-from pages import common
+from pages import common, finder
 
 UNLABELED = "(no human label)"
 UNLABELED_COLOUR = "#c3c7cf"
@@ -46,6 +46,19 @@ def hover_text(row: pd.Series) -> str:
     )
 
 
+def _outline(rows: pd.DataFrame) -> dict:
+    """Search matches stand out (dark ring, drawn larger) and the rest fade, when there is a
+    search."""
+    if "found" not in rows:
+        return {}
+    found = rows["found"].to_numpy()
+    return {
+        "size": np.where(found, 10, 5).tolist(),
+        "opacity": np.where(found, 1.0, 0.35).tolist(),
+        "line": {"width": np.where(found, 2, 0).tolist(), "color": "#111827"},
+    }
+
+
 def figure(
     shown: pd.DataFrame, colour_by: str, label_xy: np.ndarray, names: tuple[str, ...]
 ) -> go.Figure:
@@ -63,7 +76,12 @@ def figure(
                 y=rows["y"],
                 mode="markers",
                 name=f"{name} ({len(rows):,})",
-                marker={"size": 7, "color": palette.get(name, UNLABELED_COLOUR), "opacity": 0.8},
+                marker={
+                    "size": 7,
+                    "color": palette.get(name, UNLABELED_COLOUR),
+                    "opacity": 0.8,
+                    **_outline(rows),
+                },
                 customdata=rows["id"].tolist(),  # a plain list: one int per point
                 hovertext=rows.apply(hover_text, axis=1),
                 hovertemplate="%{hovertext}<extra></extra>",
@@ -99,22 +117,6 @@ def figure(
     return fig
 
 
-def label_selection(ids: list[int], label: str) -> None:
-    """Button callback: one store call for the whole selection (one batch, one undo)."""
-    project = common.current_project()
-    project.annotate(ids, label, user=common.USER)
-    st.session_state["map_notice"] = (f"Labeled {len(ids):,} documents as {label}.", True)
-    st.session_state["map_round"] = st.session_state.get("map_round", 0) + 1  # clears the lasso
-
-
-def undo_last() -> None:
-    """Button callback: revert that one batch (offered once, right after it, so undo never
-    reaches further back than the user can see)."""
-    if common.current_project().undo(common.USER):
-        message = "Undone: those documents have their previous labels back."
-        st.session_state["map_notice"] = (message, False)
-
-
 st.title("Map")
 now = common.current()
 
@@ -128,6 +130,7 @@ colour_by = right.radio(
     format_func={"predicted_label": "Predicted label", "human_label": "Human label"}.get,
 )  # fmt: skip
 
+query = finder.search_box("map_search", now)
 prediction = now.predict(view)
 table = now.table(prediction)
 docs = now.workspace.views[view]
@@ -169,32 +172,41 @@ if len(sample) < len(docs):
     )  # fmt: skip
 
 shown = table.iloc[rows].assign(x=xy[:, 0], y=xy[:, 1])
+found = finder.search(now, prediction, query)
+if found is not None:
+    shown = shown.assign(found=shown["id"].isin(found["id"]))
+    missing = len(found) - int(shown["found"].sum())
+    st.caption(
+        f"{common.plural(len(found), 'document')} found, outlined on the map"
+        + (f"; {missing:,} of them are outside the plotted sample" if missing else "")
+        + "."
+    )
 event = st.plotly_chart(
     figure(shown, colour_by, label_xy, now.labels.names),
     on_select="rerun",
     selection_mode=("lasso", "box"),
-    key=f"map-{view}-{layout.method}-{st.session_state.get('map_round', 0)}",
+    key=f"map-{view}-{layout.method}-{st.session_state.get('map_search_round', 0)}",
     config={"displaylogo": False},
 )
 
-if notice := st.session_state.pop("map_notice", None):
-    text, can_undo = notice
-    message, undo = st.columns([4, 1], vertical_alignment="center")
-    message.success(common.escape_markdown(text))
-    if can_undo:
-        undo.button("Undo", on_click=undo_last, icon=":material/undo:")
-
+finder.notice("map_search", now.project)
 selected = sorted({int(p["customdata"]) for p in event.selection.points if "customdata" in p})
+if not selected and found is not None:
+    st.subheader("Search results")
+    st.caption("Drawn with a dark outline on the map; a lasso or box narrows them down.")
+    ids = finder.results("map_search", now, found, query)
+    if ids:
+        finder.bulk_label("map_search", now, prediction, ids)
+    st.stop()
 if not selected:
-    st.info("Draw a lasso or a box around documents on the map to label them all at once.")
+    st.info(
+        "Draw a lasso or a box around documents on the map to label them all at once, or search "
+        "for them above."
+    )
     st.stop()
 
 rows = table.iloc[selected]
 st.subheader(f"{len(selected):,} documents selected")
-counts = rows["predicted_label"].value_counts()
-st.caption(
-    "Predicted: " + ", ".join(f"{common.escape_markdown(k)} {v:,}" for k, v in counts.items())
-)
 st.dataframe(
     rows[["id", "text", "predicted_label", "score", "human_label"]],
     hide_index=True,
@@ -207,13 +219,4 @@ st.dataframe(
         "human_label": "Human label",
     },
 )
-majority = rows["predicted_label"].mode().iloc[0]
-label = st.selectbox(
-    "Label", now.labels.names, index=now.labels.names.index(majority), key="map_label"
-)
-st.button(
-    f"Label {len(selected):,} selected documents as {common.escape_markdown(label)}",
-    type="primary",
-    on_click=label_selection,
-    args=(selected, label),
-)
+finder.bulk_label("map_search", now, prediction, selected)

@@ -1,41 +1,89 @@
 """Teach: label the documents the classifier is least sure about; it is refit on every label."""
 
+import time
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages import common
+from fewshot import FewshotError
+from pages import common, finder
 
-BUTTONS_PER_ROW = 6
 FILTERS = ("All", "Not labeled", "Labeled", "Human and model disagree")
+KEYS = "123456789"  # the first nine labels' keys; 0 skips, Backspace or U undoes
+MIN_SEEN_S = 0.3  # a document must be on screen this long before a press labels it
 
 st.title("Teach")
 state = common.current()
 project, labels, workspace = state.project, state.labels, state.workspace
-prediction = state.predict()
+quick = state.latest()  # the last fit, maybe a label behind: the next document shows at once
 skipped = common.skipped(project)
+
+
+def seen(doc: int) -> bool:
+    """Whether doc is the document on screen, and has been long enough to be read.
+
+    A second press 80 ms after the first would otherwise land on the next document, which the
+    user never saw; the buttons' keys name their document too, so a press on a document no
+    longer shown does nothing.
+    """
+    shown = st.session_state.get("teach_shown")
+    return (
+        shown is not None
+        and shown[0] == (project.name, doc)
+        and time.monotonic() - shown[1] >= MIN_SEEN_S
+    )
 
 
 def label(doc: int, name: str) -> None:
     """Write one label to the store at once (the next run refits on it)."""
-    project.annotate(doc, name, user=common.USER)
-    st.toast(f"Document {doc}: {common.escape_markdown(name)}")
+    if seen(doc) and project.annotate(doc, name, user=common.USER):
+        st.toast(f"Document {doc}: {common.escape_markdown(name)}")
 
 
-def undo() -> None:
-    if not project.undo(common.USER):
-        st.toast("Nothing to undo.")
+def skip(doc: int) -> None:
+    if seen(doc):
+        skipped.add(doc)
 
 
-suggestions = workspace.suggest(prediction, set(state.human) | skipped, n=1)
-if not suggestions:
+def undo(batch: int) -> None:
+    """Revert that batch, if it is still the latest: a double press undoes one thing. A single
+    label undone brings its document back on screen, to be labeled again."""
+    events = project.history()
+    docs = events.loc[events["batch"] == batch, "doc_id"].unique()
+    try:
+        done = project.undo(common.USER, batch)
+    except FewshotError as exc:
+        st.toast(common.escape_markdown(str(exc)))
+        return
+    if done and len(docs) == 1:
+        st.session_state["teach_shown"] = ((project.name, int(docs[0])), time.monotonic())
+
+
+def next_document() -> int | None:
+    """The document on screen while it still wants a label (so it never changes under the
+    user's eyes on a rerun), else the next suggestion."""
+    done = set(state.human) | skipped
+    shown = st.session_state.get("teach_shown")
+    if shown is not None and shown[0][0] == project.name and shown[0][1] not in done:
+        if shown[0][1] < len(workspace.texts):
+            return shown[0][1]
+    newer = set(state.human) - set(quick.fitted_on.tolist())
+    suggestions = workspace.suggest(quick, done, n=1, settled=newer)
+    return suggestions[0] if suggestions else None
+
+
+doc = next_document()
+if doc is None:
     st.success("Every document is labeled or skipped.")
     if skipped:
         st.button("Bring back the skipped documents", on_click=skipped.clear)
 else:
-    doc = suggestions[0]
-    proba = prediction.proba[doc]
-    predicted = int(prediction.predicted[doc])
+    shown = st.session_state.get("teach_shown")
+    if shown is None or shown[0] != (project.name, doc):
+        st.session_state["teach_shown"] = ((project.name, doc), time.monotonic())
+    proba = quick.proba[doc]
+    predicted = int(quick.predicted[doc])
     text_column, score_column = st.columns([3, 2])
     with text_column:
         top2 = sorted(proba)[-2:]
@@ -45,21 +93,20 @@ else:
         )
         with st.container(border=True):
             st.text(workspace.texts[doc])
-        for start in range(0, len(labels), BUTTONS_PER_ROW):
-            columns = st.columns(BUTTONS_PER_ROW)
-            for i, name in enumerate(labels.names[start : start + BUTTONS_PER_ROW], start):
-                columns[i - start].button(
+        with st.container(horizontal=True):
+            for i, name in enumerate(labels.names[: len(KEYS)]):
+                st.button(
                     common.escape_markdown(name),
-                    key=f"label_{i}",
+                    key=f"label_{doc}_{i}",
+                    shortcut=KEYS[i],
                     on_click=label,
                     args=(doc, name),
                     type="primary" if i == predicted else "secondary",
-                    width="stretch",
                 )
         with st.form("label_form", border=False):
             choice, submit = st.columns([3, 1], vertical_alignment="bottom")
             choice.selectbox(
-                "Keyboard: type to filter, Enter to pick, Tab and Enter to save",
+                "Any label: type to filter, Enter to pick, Tab and Enter to save",
                 labels.names,
                 index=predicted,
                 key=f"choice_{doc}",
@@ -67,9 +114,24 @@ else:
             submit.form_submit_button(
                 "Save label", on_click=lambda: label(doc, st.session_state[f"choice_{doc}"])
             )
-        skip, back = st.columns(2)
-        skip.button("Skip", on_click=skipped.add, args=(doc,), width="stretch")
-        back.button("Undo last label", on_click=undo, width="stretch")
+        last = project.last_action(common.USER)
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.button("Skip", key=f"skip_{doc}", shortcut="0", on_click=skip, args=(doc,))
+            for shortcut in ("Backspace", "U"):
+                st.button(
+                    "Undo",
+                    key=f"undo_{shortcut}",
+                    shortcut=shortcut,
+                    on_click=undo,
+                    args=(last[0] if last else -1,),
+                    disabled=last is None,
+                    help=f"Undo: {common.escape_markdown(last[1])}" if last else "Nothing to undo",
+                )
+            finder.history(project, doc)
+        st.caption(
+            f"Keys: 1-{min(len(labels), len(KEYS))} label, 0 skips, Backspace or U undoes."
+            + (" Labels after the ninth: the list above." if len(labels) > len(KEYS) else "")
+        )
     with score_column:
         figure = px.bar(
             x=proba,
@@ -82,6 +144,7 @@ else:
         figure.update_yaxes(autorange="reversed")  # labels top to bottom in their own order
         st.plotly_chart(common.compact(figure, 300))
 
+prediction = state.predict()  # refit on the latest labels, after the document is on screen
 st.divider()
 counts_column, accuracy_column = st.columns(2)
 with counts_column:
@@ -100,6 +163,15 @@ with accuracy_column:
         "suggested documents are the hard ones, so it tends to understate accuracy on the corpus."
     )
     st.caption(common.describe_fit(prediction))
+
+st.subheader("Find documents")
+query = finder.search_box("teach_search", state)
+finder.notice("teach_search", project)
+found = finder.search(state, prediction, query)
+found = [] if found is None else finder.results("teach_search", state, found, query)
+if found:
+    with st.expander(f"Label all {common.plural(len(found), 'document')} found", expanded=False):
+        finder.bulk_label("teach_search", state, prediction, found)
 
 st.subheader("All predictions")
 st.caption("Least certain first. Set or change a human label in the table; it is saved at once.")

@@ -32,12 +32,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(data_dir: Path, timeout: float = 120) -> Iterator[str]:
-    """Yield the base URL of `streamlit run app.py` serving `data_dir`; then kill it (SIGKILL, no
-    chance to flush anything), so a test that starts it again sees what a crash leaves behind."""
+def app_server(
+    data_dir: Path, timeout: float = 120, log: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Yield the base URL and the process of `streamlit run app.py` serving `data_dir`; then kill
+    it (SIGKILL, no chance to flush anything), so a test that starts it again sees what a crash
+    leaves behind. The server's output goes to log (default: server.log in data_dir)."""
     port = free_port()
     env = {**os.environ, "FEWSHOT_DATA_DIR": str(data_dir)}
-    log = open(data_dir / "server.log", "w")  # noqa: SIM115 - closed in finally
+    log = Path(log) if log is not None else data_dir / "server.log"
+    output = open(log, "w")  # noqa: SIM115 - closed in finally
     server = subprocess.Popen(
         [
             sys.executable,
@@ -54,7 +58,7 @@ def running_app(data_dir: Path, timeout: float = 120) -> Iterator[str]:
         ],
         cwd=ROOT,
         env=env,
-        stdout=log,
+        stdout=output,
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -67,10 +71,38 @@ def running_app(data_dir: Path, timeout: float = 120) -> Iterator[str]:
                         break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((data_dir / "server.log").read_text()) from None
+                    raise RuntimeError(log.read_text()) from None
                 time.sleep(0.5)
-        yield url
+        yield url, server
     finally:
         server.kill()
         server.wait(timeout=30)
-        log.close()
+        output.close()
+
+
+@contextmanager
+def running_app(data_dir: Path, timeout: float = 120) -> Iterator[str]:
+    """Yield the base URL of the app serving `data_dir` (app_server); then kill the server."""
+    with app_server(data_dir, timeout) as (url, _):
+        yield url
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system, all threads) the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_idle(
+    pid: int, busy_s: float = 0.05, window_s: float = 1.0, limit_s: float = 600
+) -> float:
+    """Wait until the process uses less than busy_s of CPU in each of two windows of window_s in a
+    row (a background UMAP warm-up or cross-validation has finished); returns the seconds waited."""
+    start = time.monotonic()
+    calm, last = 0, cpu_seconds(pid)
+    while calm < 2 and time.monotonic() - start < limit_s:
+        time.sleep(window_s)
+        now = cpu_seconds(pid)
+        calm = calm + 1 if now - last < busy_s else 0
+        last = now
+    return time.monotonic() - start

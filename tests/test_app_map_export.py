@@ -8,6 +8,7 @@ page then draws UMAP.
 import base64
 import io
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -227,10 +228,14 @@ def test_lasso_labels_the_selection_in_one_batch(app_data):
                 )
             page.mouse.up()
             expect(page.get_by_text(f"{len(TEXTS)} documents selected")).to_be_visible()
-            button = page.get_by_role("button", name="selected documents as")
-            label = button.inner_text().rsplit(" as ", 1)[1]
+            page.get_by_text("Overwrite other human labels").click()
+            expect(page.get_by_text("they are overwritten")).to_be_visible()
+            button = page.get_by_role("button", name=re.compile(r"^Label \d+ documents as "))
+            count, label = re.fullmatch(
+                r"Label (\d+) documents as (.+)", button.inner_text()
+            ).groups()
             button.click()
-            expect(page.get_by_text(f"Labeled {len(TEXTS)} documents as {label}.")).to_be_visible()
+            expect(page.get_by_text(f"Labeled {count} documents as {label}.")).to_be_visible()
         browser.close()
     annotations = app_data.annotations()
     assert annotations["doc_id"].tolist() == list(range(len(TEXTS)))

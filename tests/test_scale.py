@@ -4,6 +4,7 @@ pages are tested on 20 documents rather than 50,000). Real models throughout."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from fewshot.projection import Layout, drawn, plot_sample
-from fewshot.scale import human_labels, synthetic_corpus
+from fewshot.scale import SEARCHES, human_labels, synthetic_corpus
+from fewshot.store import open_project
 from tests.test_app_map_export import TEXTS, app_data, array, open_page  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +35,10 @@ def test_scale_command_reports_every_figure(tmp_path, embedder):
     """`embedder` is requested so the data directory already holds the word vectors and Zmap."""
     env = {**os.environ, "FEWSHOT_TABLE_ROWS": "100", "FEWSHOT_PLOT_POINTS": "150"}
     result = subprocess.run(
-        [sys.executable, "-m", "fewshot.scale", "--docs", "300", "--no-umap", "--out", tmp_path],
+        [
+            *(sys.executable, "-m", "fewshot.scale", "--docs", "300", "--no-umap"),
+            *("--presses", "0", "--out", tmp_path),
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -54,7 +59,37 @@ def test_scale_command_reports_every_figure(tmp_path, embedder):
     assert all(p["first_s"] > 0 and p["rerun_s"] > 0 for p in report["pages"].values())
     assert max(p["table_rows"] or 0 for p in report["pages"].values()) == 100  # paged
     assert 150 <= report["pages"]["Map"]["points"] <= 150 + 32  # sample plus human labels
-    assert "| Labels |" in (tmp_path / "scale.md").read_text()
+    search = report["search"]["queries"]
+    assert set(search) == {*SEARCHES, "meaning, new query"}
+    assert all(q["s"] > 0 and q["first_s"] > 0 for q in search.values())
+    assert search["keyword"]["found"] > 0 and search["like"]["found"] == 50  # its `top`
+    assert report["keypress"] == {"skipped": "skipped: --presses 0"}  # timed below, quicker
+    text = (tmp_path / "scale.md").read_text()
+    assert "| Labels |" in text and "| regex |" in text and "Key press to next document" in text
+
+    # The key press benchmark on the project just built: one press, without waiting for the
+    # server's background UMAP warm-up (a minute or two) to finish first.
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "benchmarks.keypress_timing", "--project", "scale-300"),
+            *("--presses", "1", "--idle-limit", "0"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    keys = json.loads(result.stdout)
+    if shutil.which("chromium") is None:
+        assert keys["skipped"].startswith("skipped: chromium is not installed")
+        return
+    assert keys["labels_written"] == 1 and len(keys["next_document_s"]) == 1, keys
+    assert 0 < keys["next_document_median_s"] == keys["next_document_max_s"]
+    [(before, after)] = keys["documents"]
+    assert before != after
+    project = open_project("scale-300", create=False)
+    assert len(project.annotations()) == 32  # its label undone
 
 
 def captions(at) -> str:

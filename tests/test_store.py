@@ -236,7 +236,7 @@ def test_concurrent_threads_lose_no_event(tmp_path):
         try:
             for call in range(calls):
                 ids = [call % 20] if call % 2 else [(call + k) % 20 for k in range(5)]
-                project.annotate(ids, f"L{worker}", user=f"u{worker}")
+                project.annotate(ids, f"L{worker}.{call}", user=f"u{worker}")  # each call a change
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
@@ -263,7 +263,7 @@ from pathlib import Path
 from fewshot.store import open_project
 project = open_project("shared", Path(sys.argv[1]))
 for call in range(30):
-    project.annotate([call % 10, (call + 1) % 10], sys.argv[2], user=sys.argv[2])
+    project.annotate([call % 10, (call + 1) % 10], f"{sys.argv[2]}.{call}", user=sys.argv[2])
 """
 
 
@@ -277,3 +277,204 @@ def test_concurrent_processes_lose_no_event(tmp_path):
     history = open_project("shared", tmp_path).history()
     assert len(history) == 2 * 30 * 2
     assert history.groupby("user").size().to_dict() == {"p1": 60, "p2": 60}
+
+
+# Label-set changes: rename, merge, delete, each one undoable entry in the history
+
+ABC = [("A", "first"), ("B", "second"), ("C", "")]
+
+
+def labeled(tmp_path) -> Project:
+    """Labels A, B, C (set by "admin"); documents 0, 1 labeled A and 2 labeled B by "ann"."""
+    project = open_project("p", tmp_path)
+    project.set_documents(corpus())
+    project.set_labels(ABC, user="admin")
+    project.annotate([0, 1], "A", user="ann")
+    project.annotate(2, "B", user="ann")
+    return project
+
+
+def test_rename_label_moves_its_documents_and_undo_brings_both_back(tmp_path):
+    project = labeled(tmp_path)
+    project.rename_label("a", "Alpha", user="ann")  # found ignoring case
+    assert project.labels() == [("Alpha", "first"), ("B", "second"), ("C", "")]
+    assert current(project) == {0: "Alpha", 1: "Alpha", 2: "B"}
+    assert project.annotations()["user"].tolist() == ["ann"] * 3
+    assert project.last_action("ann")[1] == "rename A → Alpha"
+
+    for old, new, message in [
+        ("Alpha", "b", "'b' exists already: merge 'Alpha' into it"),
+        ("Alpha", "  ", "needs a name"),
+        ("Z", "Zed", "No label named 'Z'"),
+    ]:
+        with pytest.raises(FewshotError, match=message):
+            project.rename_label(old, new, user="ann")
+    entries = len(project.label_history())
+    project.rename_label("Alpha", " Alpha ", user="ann")  # the same name: nothing to record
+    assert len(project.label_history()) == entries
+
+    assert project.undo("ann")
+    assert project.labels() == ABC
+    assert current(project) == {0: "A", 1: "A", 2: "B"}
+    project.rename_label("C", "c", user="ann")  # a change of case is a rename too
+    assert project.labels()[2] == ("c", "")
+
+
+def test_merge_labels_folds_documents_into_the_kept_label_and_undo_splits_them(tmp_path):
+    project = labeled(tmp_path)
+    project.annotate(3, "C", user="ann")
+    project.merge_labels(["A", "c", "A"], "B", user="bob")
+    assert project.labels() == [("B", "second")]
+    assert current(project) == {0: "B", 1: "B", 2: "B", 3: "B"}
+    assert project.last_action("bob")[1] == "merge A, C into B"
+    with pytest.raises(FewshotError, match="other than the one kept"):
+        project.merge_labels(["b"], "B", user="bob")
+    with pytest.raises(FewshotError, match="other than the one kept"):
+        project.merge_labels([], "B", user="bob")
+    with pytest.raises(FewshotError, match="No label named 'A'"):
+        project.merge_labels(["A"], "B", user="bob")
+
+    assert project.undo("bob")
+    assert project.labels() == ABC  # order and descriptions too
+    assert current(project) == {0: "A", 1: "A", 2: "B", 3: "C"}
+
+
+def test_delete_label_takes_it_off_its_documents_and_undo_restores_both(tmp_path):
+    project = labeled(tmp_path)
+    project.delete_label("A", user="ann")
+    assert project.labels() == [("B", "second"), ("C", "")]
+    assert current(project) == {2: "B"}
+    assert project.last_action("ann")[1] == "delete A"
+    with pytest.raises(FewshotError, match="No label named 'A'"):
+        project.delete_label("A", user="ann")
+    project.delete_label("C", user="ann")  # carried by nobody: still one undoable entry
+    assert project.labels() == [("B", "second")]
+
+    assert project.undo("ann") and project.labels() == [("B", "second"), ("C", "")]
+    assert project.undo("ann")
+    assert project.labels() == ABC
+    assert current(project) == {0: "A", 1: "A", 2: "B"}
+    assert project.undo("ann")  # then ann's own annotations, latest first
+    assert current(project) == {0: "A", 1: "A"}
+
+
+def test_set_labels_refuses_to_drop_a_used_label_but_drops_an_unused_one(tmp_path):
+    project = labeled(tmp_path)
+    with pytest.raises(
+        FewshotError,
+        match="Label 'A' is the human label of 2 documents: rename, merge or delete it",
+    ):
+        project.set_labels([("B", ""), ("C", "")], user="ann")
+    project.annotate(0, "B", user="ann")
+    with pytest.raises(FewshotError, match="Label 'A' is the human label of 1 document:"):
+        project.set_labels([("B", "")], user="ann")
+    assert project.labels() == ABC  # a refused edit writes nothing
+    assert len(project.label_history()) == 1
+
+    project.set_labels([("b", "new words"), ("a", "first")], user="ann")  # C unused: dropped
+    assert project.labels() == [("b", "new words"), ("a", "first")]
+    assert current(project) == {0: "B", 1: "A", 2: "B"}  # names match ignoring case
+    assert project.label_history()["detail"].iloc[-1] == (
+        "added b, a; removed A, B, C"  # a change of case reads as a new name
+    )
+    assert project.undo("ann") and project.labels() == ABC
+
+
+def test_label_history_records_who_what_and_what_was_undone(tmp_path):
+    project = labeled(tmp_path)
+    project.set_labels([*ABC, ("D", "fourth")], user="ann")
+    project.set_labels([("B", "second, again"), ("A", "first"), ("C", ""), ("D", "")], user="ann")
+    project.set_labels([("B", "second, again"), ("A", "first"), ("C", "")], user="ann")
+    project.rename_label("A", "Alpha", user="bob")
+    project.merge_labels(["C"], "B", user="bob")
+    project.delete_label("Alpha", user="bob")
+    project.annotate(3, "B", user="bob")  # an annotation is no label change
+    assert project.undo("bob")  # the annotation
+    assert project.undo("bob")  # the delete
+    history = project.label_history()
+    assert list(history.columns) == ["at", "user", "action", "detail", "undone"]
+    assert history.drop(columns="at").to_dict("records") == [
+        {"user": "admin", "action": "edit", "detail": "added A, B, C", "undone": False},
+        {"user": "ann", "action": "edit", "detail": "added D", "undone": False},
+        {"user": "ann", "action": "edit", "detail": "described B, D; reordered", "undone": False},
+        {"user": "ann", "action": "edit", "detail": "removed D", "undone": False},
+        {"user": "bob", "action": "rename", "detail": "A → Alpha", "undone": False},
+        {"user": "bob", "action": "merge", "detail": "C into B", "undone": False},
+        {"user": "bob", "action": "delete", "detail": "Alpha", "undone": True},
+        {"user": "bob", "action": "undo", "detail": "delete Alpha", "undone": False},
+    ]
+    assert history["at"].is_monotonic_increasing and history["at"].str.endswith("+00:00").all()
+    assert project.labels() == [("B", "second, again"), ("Alpha", "first")]
+
+
+def test_undo_of_a_given_batch_refuses_when_it_is_no_longer_the_latest(tmp_path):
+    project = labeled(tmp_path)
+    batch, what = project.last_action("ann")
+    assert what == "label 1 document as B"
+    project.annotate([0, 1, 3], None, user="ann")
+    assert project.last_action("ann")[1] == "remove the label of 2 documents"  # 3 had none
+    assert project.undo("ann", batch) is False  # a stale button: nothing undone
+    assert current(project) == {2: "B"}
+    batch, _ = project.last_action("ann")
+    assert project.undo("ann", batch)
+    assert project.undo("ann", batch) is False  # pressed twice: one batch undone, not two
+    assert current(project) == {0: "A", 1: "A", 2: "B"}
+    project.rename_label("B", "Beta", user="ann")
+    batch, what = project.last_action("ann")
+    assert what == "rename B → Beta"
+    assert project.undo("ann", batch) and project.undo("ann", batch) is False
+    assert project.labels() == ABC and current(project) == {0: "A", 1: "A", 2: "B"}
+    assert project.last_action("nobody") is None
+
+
+def test_annotate_skips_documents_that_carry_the_label_and_can_keep_other_labels(tmp_path):
+    project = open_project("p", tmp_path)
+    project.set_documents(corpus())
+    assert project.annotate([0, 1], "A") == 2
+    assert project.annotate([0, 1, 2], "A") == 1  # 0 and 1 carry it already
+    assert project.annotate(0, "a") == 0  # labels match ignoring case
+    assert len(project.history()) == 3
+    batch = project.last_action()[0]
+    assert project.annotate([0, 1], "A") == 0
+    assert project.last_action()[0] == batch  # nothing written, so no batch to undo
+    assert project.annotate(4, None) == 0  # removing no label writes nothing either
+
+    assert project.annotate([0, 1, 2, 3], "B", overwrite=False) == 1  # only 3 had no label
+    assert current(project) == {0: "A", 1: "A", 2: "A", 3: "B"}
+    assert project.annotate([2, 3], "B") == 1  # overwrite (the default) relabels 2
+    assert current(project) == {0: "A", 1: "A", 2: "B", 3: "B"}
+    assert project.undo() and current(project) == {0: "A", 1: "A", 2: "A", 3: "B"}
+
+
+def test_undo_of_a_label_change_refuses_when_someone_changed_the_labels_since(tmp_path):
+    project = labeled(tmp_path)
+    project.rename_label("A", "Alpha", user="ann")
+    project.set_labels([("Alpha", "first"), ("B", "second"), ("C", ""), ("D", "")], user="bob")
+    project.annotate(4, "D", user="bob")
+    with pytest.raises(FewshotError, match="changed again after 'rename A → Alpha'"):
+        project.undo("ann")
+    assert project.labels()[0] == ("Alpha", "first")  # nothing undone
+    assert current(project) == {0: "Alpha", 1: "Alpha", 2: "B", 4: "D"}
+    assert not project.label_history()["undone"].any()
+
+    project.annotate(3, "B", user="carol")  # an annotation does not block it
+    assert project.undo("bob") and project.undo("bob")  # bob's label, then his edit
+    assert project.undo("ann")
+    assert project.labels() == ABC
+    assert current(project) == {0: "A", 1: "A", 2: "B", 3: "B"}
+
+
+def test_history_says_which_action_wrote_each_event(tmp_path):
+    project = labeled(tmp_path)
+    project.rename_label("A", "Alpha", user="ann")
+    project.merge_labels(["Alpha"], "B", user="ann")
+    project.delete_label("B", user="ann")
+    assert project.undo("ann")  # the delete
+    history = project.history(0)
+    assert history["action"].tolist() == ["label", "rename", "merge", "delete", "undo"]
+    assert history["label"].tolist()[:3] == ["A", "Alpha", "B"]
+    assert pd.isna(history["label"].iloc[3]) and history["label"].iloc[4] == "B"
+    assert history["undoes"].iloc[4] == history["batch"].iloc[3]
+    assert history["undoes"].iloc[:4].isna().all()
+    assert set(project.history(3)["action"]) == set()  # never labeled
+    assert set(project.history()["action"]) == {"label", "rename", "merge", "delete", "undo"}
