@@ -165,7 +165,7 @@ def test_number_keys_label_double_press_once_backspace_undoes(tmp_path, embedder
             expect(chart.locator(".main-svg").first).to_be_visible()
         expect(page.get_by_test_id("stMetric")).to_be_visible()  # cross-validation: drawn last
         _settle(page)
-        page.screenshot(path="/tmp/teach_keys.png")
+        page.screenshot(path=str(tmp_path / "teach.png"))
         for key, name in enumerate(names, start=1):  # each label's key is shown on its button
             expect(
                 page.get_by_role("button", name=f"{name} Shortcut {key}", exact=True)
