@@ -3,7 +3,9 @@
 A reload, a server restart or a second browser tab loses nothing: each operation opens its own
 connection (WAL mode, busy timeout), so threads and processes can share a project. Annotations are
 an append-only event log: two people labeling one document both leave an event, the latest one is
-the current label, and undo appends events rather than deleting any. No pickle: rows and JSON only.
+the current label, and undo appends events rather than deleting any. Changes of the label set
+(edit, rename, merge, delete) are batches too, with the lists before and after, so one undo per
+user reverts whichever came last. No pickle: rows and JSON only.
 """
 
 from __future__ import annotations

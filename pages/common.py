@@ -173,7 +173,8 @@ def label_space(project: Project) -> LabelSpace | None:
 def human_labels(project: Project, labels: LabelSpace) -> dict[int, str]:
     """{document id: label name} for the documents whose current human label is in labels.
 
-    Labels that were renamed or removed stay in the store but are left out here; ids are the
+    A rename or merge moves its documents to the new name in the store; a label no longer in
+    the list (an older project's, say) stays in the store but is left out here. Ids are the
     documents' positions, as the store numbers documents 0..n-1.
     """
     canonical = {name.casefold(): name for name in labels.names}
