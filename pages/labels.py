@@ -11,7 +11,7 @@ from fewshot import FewshotError
 from fewshot.classify import MAX_NAME_CHARS, LabelSpace
 from fewshot.views import DEFAULT_VIEW, VIEWS
 from fewshot.workspace import Workspace
-from pages import common
+from pages import common, finder
 
 st.title("Labels")
 project = common.require_project()
@@ -288,6 +288,7 @@ with text_column:
     st.caption(f"Document {doc}; select a row in the table to see another.")
     with st.container(border=True):
         st.text(workspace.texts[doc])
+    finder.history(project, doc)
 with chart_column:
     scores = pd.DataFrame(
         [
