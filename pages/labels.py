@@ -204,7 +204,9 @@ if names:
         )
         targets = [name for name in names if name not in sources]
         target = target_column.selectbox(
-            "Label to keep", targets, format_func=with_count, key="merge_target"
+            "Label to keep",
+            targets,
+            key="merge_target",  # no count: it showed stale ones
         )
         moving = sum(carried.get(name.casefold(), 0) for name in sources)
         if sources and target is not None:
