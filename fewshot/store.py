@@ -386,6 +386,11 @@ class Project:
             after = [row for row in before if row[0] != name]
             _change_labels(db, "delete", name, before, after, user, {name.casefold(): None})
 
+    def label_counts(self) -> dict[str, int]:
+        """Documents per current human label, by the label's name ignoring case (casefolded)."""
+        with self._connect() as db:
+            return _label_counts(db)
+
     def label_history(self) -> pd.DataFrame:
         """Every change of the label set in order: who, when, what, and whether it was undone."""
         with self._connect() as db:

@@ -137,13 +137,21 @@ def _fingerprint(texts: tuple[str, ...]) -> str:
     return hashlib.blake2b(joined, digest_size=16).hexdigest()
 
 
-def workspace(project: Project) -> Workspace | None:
-    """The project's corpus embedded in every view (None without documents); the first call for a
-    corpus shows a progress bar, and the embedding cache makes it quick after that."""
+def _corpus(project: Project) -> tuple[str, Workspace] | None:
+    """The corpus's fingerprint and its Workspace (None without documents): the texts are read
+    and hashed once per run, and the fingerprint keys what else is cached per corpus."""
     texts = tuple(project.texts())
     if not texts:
         return None
-    return _workspace(str(project.path), _fingerprint(texts), texts)
+    fingerprint = _fingerprint(texts)
+    return fingerprint, _workspace(str(project.path), fingerprint, texts)
+
+
+def workspace(project: Project) -> Workspace | None:
+    """The project's corpus embedded in every view (None without documents); the first call for a
+    corpus shows a progress bar, and the embedding cache makes it quick after that."""
+    found = _corpus(project)
+    return None if found is None else found[1]
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -155,7 +163,7 @@ def _metadata(project_path: str, fingerprint: str) -> pd.DataFrame:
 
 def metadata(state: Current) -> pd.DataFrame:
     """The documents' id, source and metadata columns (row i is document i)."""
-    return _metadata(str(state.project.path), _fingerprint(tuple(state.workspace.texts)))
+    return _metadata(str(state.project.path), state.corpus)
 
 
 # Labels and predictions
@@ -194,6 +202,7 @@ class Current:
     workspace: Workspace
     labels: LabelSpace
     human: dict[int, str]
+    corpus: str  # the corpus's fingerprint
 
     def predict(self, view: str = DEFAULT_VIEW) -> Prediction:
         """Workspace.predict, kept for the session until the labels change: on a large corpus a
@@ -263,9 +272,10 @@ def require_project() -> Project:
     return project
 
 
-def require_workspace(project: Project) -> Workspace:
-    """The embedded corpus, or a pointer to the Data page when there are no documents."""
-    found = workspace(project)
+def require_corpus(project: Project) -> tuple[str, Workspace]:
+    """The corpus's fingerprint and its embedded Workspace, or a pointer to the Data page when
+    there are no documents."""
+    found = _corpus(project)
     if found is None:
         _stop_pointing_to(
             f"Project '{project.name}' has no documents yet. Add some on the Data page.",
@@ -288,9 +298,9 @@ def require_labels(project: Project) -> LabelSpace:
 def current() -> Current:
     """Project, corpus, labels and human labels, or a pointer to the page that provides them."""
     project = require_project()
-    found = require_workspace(project)
+    corpus, found = require_corpus(project)
     labels = require_labels(project)
-    return Current(project, found, labels, human_labels(project, labels))
+    return Current(project, found, labels, human_labels(project, labels), corpus)
 
 
 def compact(figure: go.Figure, height: int) -> go.Figure:

@@ -18,7 +18,7 @@ from pages import common
 
 st.title("Export")
 project = common.require_project()
-workspace = common.require_workspace(project)
+corpus, workspace = common.require_corpus(project)
 labels = common.label_space(project)
 
 prediction = None
@@ -31,7 +31,7 @@ else:
         key="export_view", index=list(VIEWS).index(DEFAULT_VIEW),
     )  # fmt: skip
     prediction = common.Current(
-        project, workspace, labels, common.human_labels(project, labels)
+        project, workspace, labels, common.human_labels(project, labels), corpus
     ).predict(view)
 
 table = export_table(project.documents(), project.annotations(), prediction)

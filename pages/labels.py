@@ -38,12 +38,6 @@ def show_stored_labels() -> None:
     st.session_state[shown] = text
 
 
-def human_counts() -> dict[str, int]:
-    """Documents per current human label, by name ignoring case (the store's matching)."""
-    labels = project.annotations()["label"]
-    return {str(k): int(v) for k, v in labels.str.casefold().value_counts().items()}
-
-
 def changed(before: tuple[int, str] | None, message: str) -> None:
     """After a label change: refresh the text area and offer to undo the change, if it made one
     (a rename to the same name, or saving the same list, writes nothing)."""
@@ -97,7 +91,7 @@ def act(change: Callable[[], None], message: str) -> bool:
 
 
 def rename() -> None:
-    old, counts = st.session_state["rename_label"], human_counts()
+    old, counts = st.session_state["rename_label"], project.label_counts()
     try:
         new = check_name(st.session_state["rename_to"])
     except FewshotError as exc:
@@ -113,7 +107,7 @@ def rename() -> None:
 
 def merge() -> None:
     sources, target = st.session_state["merge_sources"], st.session_state["merge_target"]
-    counts = human_counts()
+    counts = project.label_counts()
     n = sum(counts.get(s.casefold(), 0) for s in sources)
     act(
         lambda: project.merge_labels(sources, target, user=common.USER),
@@ -124,7 +118,7 @@ def merge() -> None:
 
 def delete() -> None:
     name = st.session_state["delete_label"]
-    n = human_counts().get(name.casefold(), 0)
+    n = project.label_counts().get(name.casefold(), 0)
     act(
         lambda: project.delete_label(name, user=common.USER),
         f"Deleted {md(name)}; {common.plural(n, 'document')} lost it as human label.",
@@ -183,7 +177,7 @@ if last := st.session_state.get(done):
 names = [name for name, _ in project.labels()]
 if names:
     st.subheader("Rename, merge or delete")
-    carried = human_counts()
+    carried = project.label_counts()
 
     def with_count(name: str, carried: dict[str, int] = carried) -> str:
         """An option with its count; bound to this run's counts, as Streamlit calls it later."""
