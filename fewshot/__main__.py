@@ -79,6 +79,16 @@ def classify(args: argparse.Namespace) -> None:
     lexical = prediction.lexical
     words = f"; word n-grams weight {lexical.scale_:.2f}" if lexical is not None else ""
     print(f"view {args.view}: {used} ({prediction.classifier.selection_}{words})", file=sys.stderr)
+    accuracy, per_label = prediction.estimates()
+    counts = ", ".join(
+        f"{name} {e.value:,.0f} ({e.low:,.0f}-{e.high:,.0f})"
+        for name, e in zip(labels.names, per_label)
+    )
+    print(
+        f"estimated accuracy {accuracy.value:.1%} ({accuracy.low:.1%}-{accuracy.high:.1%}); "
+        f"documents per label: {counts}; scores calibrated {prediction.calibration}",
+        file=sys.stderr,
+    )
     columns = ["predicted_label", "score", *(f"score_{name}" for name in labels.names)]
     scores = prediction.table(workspace.texts)[columns].iloc[: len(texts)].set_axis(texts)
     scores = scores.reindex(rows).set_axis(frame.index)  # empty rows: no text, no prediction

@@ -106,6 +106,22 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def estimate_priors(proba: np.ndarray, rounds: int = 100, tol: float = 1e-6) -> np.ndarray:
+    """Class priors of a corpus from a model's probabilities, which assume equal priors: EM
+    (Saerens et al. 2002) reweights every row by the current priors and averages, until they
+    settle."""
+    n_classes = proba.shape[1]
+    prior = np.full(n_classes, 1.0 / n_classes)
+    for _ in range(rounds):
+        weighted = proba * (prior * n_classes)
+        weighted /= weighted.sum(axis=1, keepdims=True)
+        new = np.maximum(weighted.mean(axis=0), 1e-6)
+        if np.abs(new - prior).max() < tol:
+            return new
+        prior = new
+    return prior
+
+
 def cohen_kappa(a: np.ndarray, b: np.ndarray, n_classes: int) -> float:
     """Agreement beyond chance between two labelings of the same documents."""
     observed = float(np.mean(a == b))
@@ -124,6 +140,7 @@ CV_SAMPLE = 2_000
 VETO_LABELS = 5  # human labels per class before cross-validation may veto clustering
 DISCRIMINANT_ROUNDS = 2
 SHRINKAGE = 0.1  # of the shared covariance toward a multiple of the identity
+PRIOR_PSEUDO_DOCS = 20  # per class, shrinking the clustering's class priors toward equal
 _BLOCK = 1024
 _CACHE: OrderedDict[tuple, object] = OrderedDict()  # per corpus: neighbour graph, row index
 _CACHE_KEPT = 12
@@ -311,8 +328,16 @@ class FewShotClassifier:
     documents. With an unlabeled corpus, each step below runs only when the data vouch for it:
 
     1. soft k-means, seeded by the label embeddings alone and anchored by the labeled documents,
-       for `n_iter` rounds. Few rounds move the prototypes from label text to where the
-       documents are; many rounds drift. It is kept only with agreement beyond chance
+       for `n_iter` rounds, weighted by the corpus's class priors: estimated by EM from the plain
+       probabilities (`estimate_priors`), re-estimated each round, shrunk toward equal by
+       PRIOR_PSEUDO_DOCS documents per class. Without them a rare class's cluster grabs
+       documents of a common one (AG News at 70/20/7/3: macro-F1 50 instead of 62 zero-shot).
+       The human labels never set the priors: users and suggestions choose them. The priors
+       decide where the prototypes settle; the probabilities from the prototypes leave them out
+       (adding them there cost 2.6 points on balanced AG News), the discriminant weighs its
+       classes by the corpus, and the lexical view's naive Bayes priors follow the
+       probabilities it is taught with. Few rounds move the prototypes from label text to where
+       the documents are; many rounds drift. It is kept only with agreement beyond chance
        (`min_kappa`) between the clustered and the plain predictions, most clusters still
        nearest their own label (zero-shot), and no veto from
        cross-validation on the human labels (corpus clusters about something else than the
@@ -386,6 +411,7 @@ class FewShotClassifier:
         self.neighbours_: np.ndarray | None = None
         self.discriminant_: tuple[np.ndarray, np.ndarray] | None = None
         self._corpus: _Corpus | None = None
+        self.plain_: np.ndarray | None = None
         if not use_corpus:
             return self
         corpus = np.asarray(corpus)
@@ -397,7 +423,7 @@ class FewShotClassifier:
         # alone, labeled documents acting through the Wmap (and as anchors). Prototypes that
         # already contain documents out-pull classes with none, and one document per class is a
         # noisy prototype where classes differ in a faint direction (sentiment).
-        plain = np.argmax(docs @ self.label_vectors.T, axis=1)
+        plain = self.plain_ = np.argmax(docs @ self.label_vectors.T, axis=1)
         clustered = self._cluster(docs, anchors, y, self.label_vectors)
         checks = []
         if self.transductive is True or self._vouch(x, y, unit, plain, docs, clustered, checks):
@@ -447,8 +473,14 @@ class FewShotClassifier:
     ) -> np.ndarray:
         """Soft k-means on the mapped corpus from the given prototypes, anchored by human labels."""
         pull = self._class_sums(anchors, y) * (len(docs) / max(len(y), 1)) ** 0.5
+        # Shrunk toward equal by PRIOR_PSEUDO_DOCS per class: with few documents per class (77
+        # intents of 40), the plain estimate lets big clusters swallow their neighbours.
+        n, pseudo = len(docs), PRIOR_PSEUDO_DOCS
+        prior = estimate_priors(softmax(docs @ prototypes.T / self.temperature))
         for _ in range(self.n_iter if n_iter is None else n_iter):
-            weights = softmax(docs @ prototypes.T / self.temperature)
+            shrunk = (n * prior + pseudo) / (n + self.n_classes * pseudo)
+            weights = softmax(docs @ prototypes.T / self.temperature + np.log(shrunk))
+            prior = weights.mean(axis=0)
             prototypes = normalize(weights.T @ docs + pull)
         return prototypes
 

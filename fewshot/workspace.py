@@ -16,6 +16,14 @@ import pyarrow as pa
 from scipy import sparse
 
 from fewshot import FewshotError
+from fewshot.calibrate import (
+    Estimate,
+    corpus_accuracy,
+    corpus_estimates,
+    fit_temperature,
+    match_confidence,
+    temper,
+)
 from fewshot.classify import (
     FewShotClassifier,
     LabelSpace,
@@ -40,6 +48,25 @@ class Prediction:
     classifier: FewShotClassifier
     fitted_on: np.ndarray  # ids of the human-labeled documents it was fitted on
     lexical: LexicalExpert | None = None  # the n-gram view combined with the classifier's, if any
+    fitted_labels: np.ndarray | None = None  # their human labels (class positions)
+    temperature: float = 1.0  # applied to the fitted log-probabilities (fewshot.calibrate)
+    calibration: str = "as fitted"  # where the temperature came from
+    held_out: np.ndarray | None = None  # cross-validated probabilities of fitted_on, if computed
+    held_out_labels: np.ndarray | None = None  # their human labels (class positions)
+
+    @property
+    def cross_validated_accuracy(self) -> float | None:
+        """Share of the human labels a fit without them predicts right (None: not computed)."""
+        if self.held_out is None:
+            return None
+        return float(np.mean(np.argmax(self.held_out, axis=1) == self.held_out_labels))
+
+    def estimates(self) -> tuple[Estimate, list[Estimate]]:
+        """Accuracy on the whole corpus and documents per label, from the calibrated scores
+        (human-labeled documents counted as labeled)."""
+        return corpus_estimates(
+            self.proba, (self.fitted_on, np.argmax(self.proba[self.fitted_on], 1))
+        )
 
     @property
     def predicted(self) -> np.ndarray:
@@ -63,6 +90,10 @@ class Prediction:
         return frame
 
 
+MIN_HELD_OUT = 20  # human labels before cross-validation has a say in the temperature
+CALIBRATION_LABELS = 40  # held-out labels worth as much as the corpus's estimate
+
+
 class Workspace:
     """Corpus embeddings in every view plus the fits on the current labels."""
 
@@ -77,6 +108,8 @@ class Workspace:
         self._label_cache: tuple[LabelSpace, dict[str, np.ndarray]] | None = None
         self._terms: list[sparse.csr_matrix | None] = []  # computed on first use, then kept
         self._search_texts: pa.Array | None = None
+        # per (labels, view, transductive, lexical): ids, labels, held-out probabilities, temperature
+        self._held_out_cache: dict[tuple, tuple] = {}
 
     @property
     def terms(self) -> sparse.csr_matrix | None:
@@ -117,7 +150,48 @@ class Workspace:
         if view not in VIEWS:
             raise FewshotError(f"Unknown view '{view}'; choose one of {', '.join(VIEWS)}.")
         ids, y = self._human(labels, human)
-        return self._fit(labels, view, ids, y, transductive, lexical)
+        prediction, embedding = self._fit(labels, view, ids, y, transductive, lexical)
+        if not transductive:
+            return prediction  # cosine at the classifier's temperature is calibrated as it is
+        return self._calibrate(prediction, embedding, ids, y, transductive, lexical)
+
+    def _calibrate(
+        self,
+        prediction: Prediction,
+        embedding: np.ndarray,
+        ids: np.ndarray,
+        y: np.ndarray,
+        transductive: bool | str,
+        lexical: bool,
+    ) -> Prediction:
+        """Temper the prediction (fewshot.calibrate): by the corpus's accuracy estimate, and once
+        there are MIN_HELD_OUT human labels also by cross-validation on them, weighted by their
+        number against CALIBRATION_LABELS (a few held-out labels give a noisy temperature).
+
+        Cross-validation costs five fits, so its temperature is reused while the labels only grow
+        (by at most a tenth) since it was fitted: it changes slowly, and the app refits on every
+        label.
+        """
+        labels, view = prediction.labels, prediction.view
+        plain = np.eye(len(labels))[prediction.classifier.plain_]
+        estimate = corpus_accuracy(embedding, plain)
+        temperature = match_confidence(prediction.proba, estimate)
+        how = f"from the corpus (estimated accuracy {estimate:.0%})"
+        if len(ids) >= MIN_HELD_OUT and len(np.unique(y)) >= 2:
+            key = (labels, view, transductive, lexical)
+            held = self._held_out_cache.get(key)
+            if held is None or not set(held[0]) <= set(ids) or len(ids) > 1.1 * len(held[0]):
+                held_out = self._held_out(labels, view, ids, y, transductive, lexical)
+                held = self._held_out_cache[key] = (ids, y, held_out, fit_temperature(held_out, y))
+            weight = len(held[0]) / (len(held[0]) + CALIBRATION_LABELS)
+            temperature = float(
+                np.exp(weight * np.log(held[3]) + (1 - weight) * np.log(temperature))
+            )
+            how = f"on {len(held[0])} cross-validated human labels and the corpus ({estimate:.0%})"
+            prediction.held_out, prediction.held_out_labels = held[2], held[1]
+        prediction.proba = temper(prediction.proba, temperature)
+        prediction.temperature, prediction.calibration = temperature, how
+        return prediction
 
     def _fit(
         self,
@@ -127,17 +201,39 @@ class Workspace:
         y: np.ndarray,
         transductive: bool | str = "auto",
         lexical: bool = True,
-    ) -> Prediction:
+    ) -> tuple[Prediction, np.ndarray]:
+        """The uncalibrated prediction, and the embedding classifier's part of it."""
         docs = self.views[view]
         classifier = FewShotClassifier(self.label_vectors(labels)[view], transductive=transductive)
         classifier.fit(docs[ids], y, corpus=docs)
-        proba = classifier.predict_proba(docs)
+        embedding = proba = classifier.predict_proba(docs)
         expert = None
         terms = self.terms if lexical and transductive else None
         if terms is not None:
             expert = LexicalExpert().fit(terms, proba, ids, y)
             proba = expert.combined_
-        return Prediction(view, labels, proba, classifier, ids, expert)
+        prediction = Prediction(view, labels, proba, classifier, ids, expert, fitted_labels=y)
+        return prediction, embedding
+
+    def _held_out(
+        self,
+        labels: LabelSpace,
+        view: str,
+        ids: np.ndarray,
+        y: np.ndarray,
+        transductive: bool | str = "auto",
+        lexical: bool = True,
+        folds: int = 5,
+    ) -> np.ndarray:
+        """Uncalibrated probabilities of each human-labeled document from a fit without its fold."""
+        fold_of = np.arange(len(ids)) % min(folds, len(ids))
+        np.random.default_rng(0).shuffle(fold_of)
+        out = np.zeros((len(ids), len(labels)), dtype=np.float32)
+        for fold in range(fold_of.max() + 1):
+            train, test = fold_of != fold, fold_of == fold
+            fitted, _ = self._fit(labels, view, ids[train], y[train], transductive, lexical)
+            out[test] = fitted.proba[ids[test]]
+        return out
 
     @staticmethod
     def agreement(predictions: dict[str, Prediction]) -> pd.DataFrame:
@@ -205,20 +301,14 @@ class Workspace:
         return [candidates[i] for i in chosen]
 
     def cross_validated_accuracy(
-        self, labels: LabelSpace, human: dict[int, str], view: str = DEFAULT_VIEW, folds: int = 5
+        self, labels: LabelSpace, human: dict[int, str], view: str = DEFAULT_VIEW
     ) -> float | None:
         """Accuracy on the human labels, each fold predicted by a fit on the others (None if < 4)."""
         ids, y = self._human(labels, human)
         if len(ids) < 4:
             return None
-        fold_of = np.arange(len(ids)) % min(folds, len(ids))
-        np.random.default_rng(0).shuffle(fold_of)
-        hits = 0
-        for fold in range(fold_of.max() + 1):
-            train, test = fold_of != fold, fold_of == fold
-            fitted = self._fit(labels, view, ids[train], y[train])
-            hits += int(np.sum(fitted.predicted[ids[test]] == y[test]))
-        return hits / len(ids)
+        held_out = self._held_out(labels, view, ids, y)
+        return float(np.mean(np.argmax(held_out, axis=1) == y))
 
     @staticmethod
     def _human(labels: LabelSpace, human: dict[int, str] | None) -> tuple[np.ndarray, np.ndarray]:

@@ -228,6 +228,9 @@ class Current:
     def cross_validated_accuracy(self) -> float | None:
         """Workspace.cross_validated_accuracy, kept for the session until the labels change: it
         refits several times (seconds on a large corpus), and most reruns change no label."""
+        fitted = self.predict().cross_validated_accuracy  # computed by the fit's calibration
+        if fitted is not None:
+            return fitted
         key = (self.workspace, self.labels, tuple(sorted(self.human.items())))
         memo = st.session_state.get("accuracy")
         if memo is None or memo[0] != key:

@@ -156,13 +156,32 @@ with counts_column:
     figure.update_yaxes(visible=False, range=[0, max(1, counts.max()) * 1.15])
     st.plotly_chart(common.compact(figure, 280))
 with accuracy_column:
-    accuracy_slot = st.empty()  # filled last: cross-validation is the slowest part of the page
+    corpus_accuracy, per_label = prediction.estimates()
+    estimate_column, accuracy_slot = st.columns(2)
+    estimate_column.metric(
+        "Estimated accuracy on the corpus",
+        f"{corpus_accuracy.value:.0%}",
+        help=f"From the calibrated scores ({prediction.calibration}); 95% interval "
+        f"{corpus_accuracy.low:.0%} to {corpus_accuracy.high:.0%}, if the scores are calibrated.",
+    )
+    accuracy_slot = accuracy_slot.empty()  # filled last: cross-validation is the slowest part
     st.caption(
-        "Each of your labels is predicted by a classifier fitted without it (5-fold "
-        "cross-validation): an estimate of accuracy on documents like the ones you labeled. The "
-        "suggested documents are the hard ones, so it tends to understate accuracy on the corpus."
+        f"Estimated accuracy ({corpus_accuracy.low:.0%} to {corpus_accuracy.high:.0%}, 95% "
+        "interval): what the scores, calibrated on your labels and the corpus, say about every "
+        "document. Cross-validated: each of your labels predicted by a classifier fitted "
+        "without it (5-fold); the suggested documents are the hard ones, so it tends to "
+        "understate accuracy on the corpus."
     )
     st.caption(common.describe_fit(prediction))
+figure = px.bar(
+    x=list(labels.names),
+    y=[e.value for e in per_label],
+    error_y=[e.high - e.value for e in per_label],
+    error_y_minus=[e.value - e.low for e in per_label],
+    title="Documents per label in the corpus (estimated, 95% interval)",
+)
+figure.update_layout(xaxis_title="", yaxis_title="documents")
+st.plotly_chart(common.compact(figure, 280))
 
 st.subheader("Find documents")
 query = finder.search_box("teach_search", state)

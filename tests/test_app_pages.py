@@ -208,7 +208,12 @@ def test_labels_page_validates_saves_and_compares_views():
 def test_teach_page_labels_undo_skip_and_table_edits():
     project = open_demo()
     at = start("demo", "pages/teach.py")
-    assert at.metric[0].value == "not yet"
+    estimate, cross_validated = at.metric
+    assert estimate.label == "Estimated accuracy on the corpus" and estimate.value.endswith("%")
+    assert "from the corpus (estimated accuracy" in estimate.proto.help
+    assert (
+        cross_validated.label == "Cross-validated accuracy" and cross_validated.value == "not yet"
+    )
 
     press(at, "label_", 1)  # "Sports"
     press(at, "label_", 1)
@@ -246,7 +251,7 @@ def test_teach_page_labels_undo_skip_and_table_edits():
     assert labels[int(row["id"])] == "World" and len(labels) == 3
 
     press(at, "label_", 2)  # a fourth label: cross-validation has enough
-    assert at.metric[0].value.endswith("%")
+    assert at.metric[1].value.endswith("%")
 
 
 def press(at: AppTest, prefix: str, index: int | None = None) -> None:

@@ -26,9 +26,16 @@ def result(ag_sample, embedder):
 
 def fractions(result) -> list[float]:
     values = [v[mode] for v in result["zero_shot"].values() for mode in ("inductive", "auto")]
+    values += [
+        v[scores][metric]
+        for v in result["zero_shot"].values()
+        for scores in ("inductive_scores", "auto_scores")
+        for metric in ("accuracy", "macro_f1", "ece")
+    ]
     for by_size in result["few_shot"].values():
         for cell in by_size.values():
             values += [cell["mean"], cell["std"], *cell["runs"]]
+            values += [*cell["macro_f1"]["runs"], *cell["ece"]["runs"]]
     values += result["session"]["suggest"].values()
     for cell in result["session"]["random"].values():
         values += [cell["mean"], cell["std"], *cell["runs"]]
@@ -45,6 +52,9 @@ def test_report_structure(result):
     assert all(list(by_size) == ["1", "2"] for by_size in result["few_shot"].values())
     assert list(result["session"]["suggest"]) == ["0", "4", "8"]
     assert list(result["session"]["random"]) == ["4", "8"]
+    checks = result["zero_shot"]["sbert"]["checks"]
+    assert set(checks) == {"clustering", "lexical"}
+    assert all(isinstance(c["right"], bool) for c in checks.values())
     assert set(result["cost"]) == {
         "docs_per_s",
         "wmap_fit_ms",
@@ -65,13 +75,15 @@ def test_accuracies_are_fractions(result):
 
 def test_targets_and_markdown(result):
     goals = targets({"ag_news": result})
-    assert {g["issue"] for g in goals} == {"now", "issue 4"}
+    assert {g["issue"] for g in goals} == {"now", "issue 4", "issue 12"}
     assert all((g["met"] is None) == (g["value"] is None) for g in goals)
     measured = {g["what"] for g in goals if g["value"] is not None}
     assert measured == {
         "zero-shot accuracy % (best view)",
         "Wmap fit ms (8/class)",
         "refit + re-predict all docs, s",
+        "worst zero-shot calibration error, all sets",
+        "worst do-no-harm (macro-F1 points, 0-16/class)",
     }  # no 8 or 64 per class in this run
     report = {
         "command": "python -m fewshot.bench --test",
@@ -91,4 +103,6 @@ def test_targets_and_markdown(result):
     }
     text = render_markdown(report)
     assert "## ag_news: 40 documents, 4 classes" in text
+    assert "| ag_news | 40 / 4 | 25.0 |" in text  # the results-by-set row
+    assert "Checks (zero-shot, macro-F1 %): clustering" in text
     assert all(title in text for title in METHODS.values())

@@ -159,11 +159,13 @@ def test_number_keys_label_double_press_once_backspace_undoes(tmp_path, embedder
         page.set_default_timeout(TIMEOUT)
         _open(page, url, "Teach")
         doc = _shown(page)
-        charts = page.get_by_test_id("stPlotlyChart")  # the scores and the labels per class
-        expect(charts).to_have_count(2)
+        # the scores, the human labels per class, the estimated documents per label
+        charts = page.get_by_test_id("stPlotlyChart")
+        expect(charts).to_have_count(3)
         for chart in charts.all():
             expect(chart.locator(".main-svg").first).to_be_visible()
-        expect(page.get_by_test_id("stMetric")).to_be_visible()  # cross-validation: drawn last
+        # the estimated accuracy, and cross-validation: drawn last
+        expect(page.get_by_test_id("stMetric")).to_have_count(2)
         _settle(page)
         page.screenshot(path=str(tmp_path / "teach.png"))
         for key, name in enumerate(names, start=1):  # each label's key is shown on its button

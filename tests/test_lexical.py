@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from fewshot.calibrate import temper
 from fewshot.classify import LabelSpace
 from fewshot.lexical import LexicalExpert, product_of_experts, term_matrix
 from fewshot.workspace import Workspace
@@ -97,7 +98,8 @@ def test_workspace_combines_the_lexical_view_on_the_corpus(ag_sample, embedder):
     plain = ws.predict(labels, human, lexical=False)
     assert plain.lexical is None and combined.lexical is not None
     assert combined.proba.shape == plain.proba.shape == (40, 4)
-    assert np.allclose(combined.proba, combined.lexical.combined_)
+    calibrated = temper(combined.lexical.combined_, combined.temperature)
+    assert combined.temperature != 1.0 and np.allclose(combined.proba, calibrated, atol=1e-6)
     inductive = ws.predict(labels, human, transductive=False)
     assert inductive.lexical is None  # a fit that ignores the corpus ignores its words too
     accuracy = ws.cross_validated_accuracy(labels, human)
