@@ -64,9 +64,8 @@ class Prediction:
     def estimates(self) -> tuple[Estimate, list[Estimate]]:
         """Accuracy on the whole corpus and documents per label, from the calibrated scores
         (human-labeled documents counted as labeled)."""
-        return corpus_estimates(
-            self.proba, (self.fitted_on, np.argmax(self.proba[self.fitted_on], 1))
-        )
+        known = None if self.fitted_labels is None else (self.fitted_on, self.fitted_labels)
+        return corpus_estimates(self.proba, known)
 
     @property
     def predicted(self) -> np.ndarray:

@@ -7,7 +7,7 @@ from fewshot.calibrate import corpus_estimates, fit_temperature, match_confidenc
 from fewshot.classify import LabelSpace, estimate_priors, softmax
 from fewshot.datasets import resample
 from fewshot.evaluate import expected_calibration_error, macro_f1
-from fewshot.workspace import CALIBRATION_LABELS, MIN_HELD_OUT, Workspace
+from fewshot.workspace import CALIBRATION_LABELS, MIN_HELD_OUT, Prediction, Workspace
 
 
 def overconfident(n=4000, classes=4, sharpen=3.0, seed=0):
@@ -101,3 +101,14 @@ def test_workspace_calibrates_from_the_corpus_then_from_held_out_labels(ag_sampl
     accuracy, per_label = first.estimates()
     assert 0 <= accuracy.low <= accuracy.value <= accuracy.high <= 1
     assert sum(e.value for e in per_label) == pytest.approx(len(texts), rel=1e-4)
+
+
+def test_prediction_estimates_count_human_labels_not_the_model_s_guess():
+    labels = LabelSpace(("a", "b"))
+    proba = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]], dtype=np.float32)
+    prediction = Prediction(
+        "sbert", labels, proba, None, np.array([0]), fitted_labels=np.array([1])
+    )
+    accuracy, per_label = prediction.estimates()
+    assert per_label[1].value == pytest.approx(1 + 0.2 + 0.7)  # document 0 is a "b", by hand
+    assert accuracy.value == pytest.approx((1 + 0.8 + 0.7) / 3)
