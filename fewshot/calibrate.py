@@ -50,7 +50,7 @@ def match_confidence(proba: np.ndarray, accuracy: float) -> float:
     return float(np.exp(brentq(gap, low, high, xtol=1e-4)))
 
 
-def corpus_accuracy(embedding: np.ndarray, plain: np.ndarray) -> float:
+def corpus_accuracy(embedding: np.ndarray, plain: np.ndarray | None) -> float:
     """An estimate of the final model's accuracy on the corpus without any label.
 
     Two signals, biased in opposite ways, averaged: the embedding classifier's own mean top score
@@ -58,9 +58,13 @@ def corpus_accuracy(embedding: np.ndarray, plain: np.ndarray) -> float:
     label names only faintly point at; and how often it agrees with the plain model (cosine to
     the labels, no corpus), too low where the refinement rightly corrected the plain model a lot.
     Measured on the shared sets and stand-ins, each alone misses by up to 0.3; the mean by at
-    most about 0.1 (see the benchmark's calibration column).
+    most about 0.1 (see the benchmark's calibration column). plain None: the embedding classifier
+    did not refine the plain model (it is cosine at a temperature, calibrated as it is), so
+    agreement says nothing and its confidence is the estimate.
     """
     confidence = float(embedding.max(axis=1).mean())
+    if plain is None:
+        return confidence
     agreement = float(np.mean(np.argmax(embedding, axis=1) == np.argmax(plain, axis=1)))
     return 0.5 * (confidence + agreement)
 

@@ -106,7 +106,7 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def estimate_priors(proba: np.ndarray, rounds: int = 100, tol: float = 1e-6) -> np.ndarray:
+def estimate_priors(proba: np.ndarray, rounds: int = 100, tol: float = 1e-4) -> np.ndarray:
     """Class priors of a corpus from a model's probabilities, which assume equal priors: EM
     (Saerens et al. 2002) reweights every row by the current priors and averages, until they
     settle."""
@@ -412,6 +412,7 @@ class FewShotClassifier:
         self.discriminant_: tuple[np.ndarray, np.ndarray] | None = None
         self._corpus: _Corpus | None = None
         self.plain_: np.ndarray | None = None
+        self.prior_: np.ndarray | None = None  # the corpus's class priors (EM), when clustered
         if not use_corpus:
             return self
         corpus = np.asarray(corpus)
@@ -424,7 +425,8 @@ class FewShotClassifier:
         # already contain documents out-pull classes with none, and one document per class is a
         # noisy prototype where classes differ in a faint direction (sentiment).
         plain = self.plain_ = np.argmax(docs @ self.label_vectors.T, axis=1)
-        clustered = self._cluster(docs, anchors, y, self.label_vectors)
+        self.prior_ = estimate_priors(softmax(docs @ self.label_vectors.T / self.temperature))
+        clustered = self._cluster(docs, anchors, y, self.label_vectors, self.prior_)
         checks = []
         if self.transductive is True or self._vouch(x, y, unit, plain, docs, clustered, checks):
             self.prototypes_ = clustered
@@ -469,14 +471,15 @@ class FewShotClassifier:
         anchors: np.ndarray,
         y: np.ndarray,
         prototypes: np.ndarray,
+        prior: np.ndarray,
         n_iter: int | None = None,
     ) -> np.ndarray:
-        """Soft k-means on the mapped corpus from the given prototypes, anchored by human labels."""
+        """Soft k-means on the mapped corpus from the given prototypes and the corpus's class
+        priors (re-estimated each round), anchored by human labels."""
         pull = self._class_sums(anchors, y) * (len(docs) / max(len(y), 1)) ** 0.5
         # Shrunk toward equal by PRIOR_PSEUDO_DOCS per class: with few documents per class (77
         # intents of 40), the plain estimate lets big clusters swallow their neighbours.
         n, pseudo = len(docs), PRIOR_PSEUDO_DOCS
-        prior = estimate_priors(softmax(docs @ prototypes.T / self.temperature))
         for _ in range(self.n_iter if n_iter is None else n_iter):
             shrunk = (n * prior + pseudo) / (n + self.n_classes * pseudo)
             weights = softmax(docs @ prototypes.T / self.temperature + np.log(shrunk))
@@ -547,8 +550,10 @@ class FewShotClassifier:
             probe._fit_inductive(x[train], y[train], self._all_classes(y[train]))
             held_out = probe._map(x[test])
             plain_ok[test] = np.argmax(held_out @ probe.prototypes_.T, axis=1) == y[test]
+            # The corpus's priors as the full fit estimated them: EM on every fold's sample
+            # would cost most of a refit on many classes.
             clustered = self._cluster(
-                probe._map(unit), probe._map(x[train]), y[train], self.label_vectors
+                probe._map(unit), probe._map(x[train]), y[train], self.label_vectors, self.prior_
             )
             clustered_ok[test] = np.argmax(held_out @ clustered.T, axis=1) == y[test]
         return plain_ok, clustered_ok

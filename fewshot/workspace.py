@@ -172,7 +172,8 @@ class Workspace:
         label.
         """
         labels, view = prediction.labels, prediction.view
-        plain = np.eye(len(labels))[prediction.classifier.plain_]
+        classifier = prediction.classifier
+        plain = np.eye(len(labels))[classifier.plain_] if classifier.transductive_used_ else None
         estimate = corpus_accuracy(embedding, plain)
         temperature = match_confidence(prediction.proba, estimate)
         how = f"from the corpus (estimated accuracy {estimate:.0%})"

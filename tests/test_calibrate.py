@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from fewshot.calibrate import corpus_estimates, fit_temperature, match_confidence, temper
+from fewshot.calibrate import (
+    corpus_accuracy,
+    corpus_estimates,
+    fit_temperature,
+    match_confidence,
+    temper,
+)
 from fewshot.classify import LabelSpace, estimate_priors, softmax
 from fewshot.datasets import resample
 from fewshot.evaluate import expected_calibration_error, macro_f1
@@ -112,3 +118,10 @@ def test_prediction_estimates_count_human_labels_not_the_model_s_guess():
     accuracy, per_label = prediction.estimates()
     assert per_label[1].value == pytest.approx(1 + 0.2 + 0.7)  # document 0 is a "b", by hand
     assert accuracy.value == pytest.approx((1 + 0.8 + 0.7) / 3)
+
+
+def test_corpus_accuracy_mixes_confidence_and_agreement_unless_nothing_was_refined():
+    embedding = np.array([[0.9, 0.1], [0.7, 0.3], [0.4, 0.6], [0.8, 0.2]])
+    plain = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])  # agrees on 3 of 4
+    assert corpus_accuracy(embedding, plain) == pytest.approx(0.5 * (0.75 + 0.75))
+    assert corpus_accuracy(embedding, None) == pytest.approx(0.75)
