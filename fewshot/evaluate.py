@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from sklearn.metrics import f1_score
 
@@ -20,3 +22,12 @@ def expected_calibration_error(proba: np.ndarray, gold: np.ndarray, bins: int = 
     counts = np.bincount(which, minlength=bins)
     gap = np.abs(np.bincount(which, right, bins) - np.bincount(which, top, bins))
     return float(gap.sum() / max(counts.sum(), 1))
+
+
+def summary(values: Sequence[float]) -> dict:
+    """Mean, standard deviation and the runs themselves, rounded for the report."""
+    return {
+        "mean": round(float(np.mean(values)), 4),
+        "std": round(float(np.std(values)), 4),
+        "runs": [round(v, 4) for v in values],
+    }

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from fewshot.bench import METHODS, bench_dataset, render_markdown, targets
+from fewshot.bench import METHODS, bench_dataset
 from fewshot.encoders import SentenceEncoder
+from fewshot.report import render_markdown, targets
 from fewshot.views import VIEWS
 
 
@@ -96,6 +97,7 @@ def test_targets_and_markdown(result):
             "load_average_1min": [1.0, 1.0],
             "openblas_threads": "default",
         },
+        "methods": METHODS,
         "datasets": {"ag_news": result},
         "cost": {"model_load_s": 1.0, "zmap_fit_s": 0.1, "zmap_words": 2000, "peak_rss_mb": 900},
         "targets": goals,
