@@ -4,7 +4,8 @@ import importlib.util
 
 import pytest
 
-from fewshot import FewshotError, bench, peers
+from fewshot import FewshotError, bench, peers, report
+from fewshot.evaluate import summary
 
 
 @pytest.fixture
@@ -44,9 +45,9 @@ def test_peer_table_compares_on_the_peer_draws():
         "ours": {"8": {"runs": [0.9, 0.1, 0.8]}},
         "logreg": {"8": {"runs": [0.7, 0.0, 0.5]}},
     }
-    cell = {**bench._summary([0.6, 0.4]), "draws": [0, 2], "fit_s": 12.0, "predict_s": 3.0}
+    cell = {**summary([0.6, 0.4]), "draws": [0, 2], "fit_s": 12.0, "predict_s": 3.0}
     data = {"n_docs": 100, "few_shot": few, "peers": {"setfit": {"8": cell}}}
-    row = bench._peer_table(data)[4]  # title, blank, header, rule, then the row
+    row = report._peer_table(data)[4]  # title, blank, header, rule, then the row
     assert row == (
         f"| 8 | {peers.PEERS['setfit']} | 2 | 50.0 ± 10.0 | 85.0 ± 5.0 | 60.0 ± 10.0 | 12 s | 3 s |"
     )
