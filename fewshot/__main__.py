@@ -1,4 +1,5 @@
-"""Command line: `python -m fewshot classify INPUT --labels-file LABELS [--examples LABELED]`.
+"""Command line: `python -m fewshot classify INPUT --labels-file LABELS [--examples LABELED]
+[--save-labeler LAB.zip]` and `python -m fewshot apply LAB.zip INPUT [--engine local|spark]`.
 
 For scripts and batch jobs. It goes through the same Workspace as the app, so a file gets the same
 labels here as on screen. Progress goes to stderr and the table to stdout (or --output), so the
@@ -8,6 +9,7 @@ output can be piped; every user mistake ends in one `error: ...` line and exit c
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,9 +17,11 @@ from pathlib import Path
 import pandas as pd
 
 from fewshot import FewshotError
-from fewshot.classify import LabelSpace
+from fewshot.apply import apply_file, embedder_for
 from fewshot.encoders import print_progress
 from fewshot.ingest import MAX_DOC_CHARS, TXT_MODES, read_path, read_path_rows
+from fewshot.labeler import Labeler
+from fewshot.labelspace import LabelSpace
 from fewshot.views import DEFAULT_VIEW, VIEWS, Embedder
 from fewshot.workspace import Workspace
 
@@ -57,8 +61,9 @@ def classify(args: argparse.Namespace) -> None:
     input row is written out, in order: a repeated text is embedded once and gets its first
     prediction; an empty one gets empty cells.
     """
-    if args.output and not args.output.parent.is_dir():
-        raise FewshotError(f"Output folder not found: {args.output.parent}")
+    for target in (args.output, args.save_labeler):
+        if target and not target.parent.is_dir():
+            raise FewshotError(f"Output folder not found: {target.parent}")
     labels = read_labels(args.labels_file)
     frame = read_path_rows(args.input, text_column=args.text_column, txt_mode=args.txt_mode)
     examples, example_labels = read_examples(args.examples, labels) if args.examples else ([], [])
@@ -97,6 +102,37 @@ def classify(args: argparse.Namespace) -> None:
     out.to_csv(args.output or sys.stdout, index=False)
     if args.output:
         print(f"wrote {len(out):,} rows to {args.output}", file=sys.stderr)
+    if args.save_labeler:
+        digest = hashlib.blake2b(args.labels_file.read_bytes(), digest_size=6).hexdigest()
+        workspace.labeler(prediction, label_set=f"{args.labels_file.name}:{digest}").save(
+            args.save_labeler
+        )
+        print(f"saved the labeler to {args.save_labeler}", file=sys.stderr)
+
+
+def apply(args: argparse.Namespace) -> None:
+    """A labeler file on new documents: CSV locally, Parquet through Spark."""
+    labeler = Labeler.load(args.labeler)
+    if args.engine == "spark":
+        if not args.output:
+            raise FewshotError("--engine spark writes Parquet: give --output FOLDER")
+        from fewshot.spark import apply_path  # pyspark only where Spark is used
+
+        rows = apply_path(args.labeler, args.input, args.output, args.text_column, args.master)
+        print(f"wrote {rows:,} rows to {args.output}", file=sys.stderr)
+        return
+    if args.master:
+        raise FewshotError("--master is for --engine spark")
+    if args.output and not args.output.parent.is_dir():
+        raise FewshotError(f"Output folder not found: {args.output.parent}")
+    embedder = embedder_for(labeler, progress=print_progress("Zmap vocabulary (once)"))
+    names = ", ".join(labeler.labels.names)
+    print(f"labeler: {len(labeler.labels)} labels ({names}), view {labeler.view}", file=sys.stderr)
+    rows = apply_file(
+        labeler, embedder, args.input, args.output, args.text_column, args.txt_mode,
+        progress=print_progress("labeling"),
+    )  # fmt: skip
+    print(f"wrote {rows:,} rows to {args.output or 'stdout'}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,13 +166,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--view", choices=list(VIEWS), default=DEFAULT_VIEW)
     sub.add_argument("--output", type=Path, metavar="OUT.csv", help="default: stdout")
+    sub.add_argument(
+        "--save-labeler",
+        type=Path,
+        metavar="LAB.zip",
+        help="also save the fitted labeler, to label new files with `apply`",
+    )
+    sub = commands.add_parser(
+        "apply",
+        help="label new documents with a saved labeler",
+        description="Label every row of INPUT with a labeler file (from the Export page or "
+        "classify --save-labeler), batch by batch; the input's columns, then predicted_label, "
+        "score and a score_<label> column per label.",
+    )
+    sub.add_argument("labeler", type=Path, metavar="LAB.zip")
+    sub.add_argument(
+        "input", type=Path, metavar="INPUT", help=".txt, .csv, .tsv, .jsonl, .json or Parquet"
+    )
+    sub.add_argument("--text-column", help="column holding the text (default: guessed)")
+    sub.add_argument(
+        "--txt-mode", choices=TXT_MODES, default="lines", help=".txt: a document per line or file"
+    )
+    sub.add_argument(
+        "--output",
+        type=Path,
+        metavar="OUT",
+        help="CSV (default: stdout); a Parquet folder for Spark",
+    )
+    sub.add_argument("--engine", choices=("local", "spark"), default="local")
+    sub.add_argument("--master", metavar="URL", help="Spark master (default: a local session)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        classify(args)
+        {"classify": classify, "apply": apply}[args.command](args)
     except (FewshotError, OSError) as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2

@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from fewshot import FewshotError, config
-from fewshot.classify import FewShotClassifier, LabelSpace
+from fewshot.classify import FewShotClassifier
 from fewshot.datasets import DATASETS, SHARED, load_dataset
 from fewshot.encoders import SentenceEncoder, print_progress
 from fewshot.evaluate import expected_calibration_error, macro_f1, summary
+from fewshot.labelspace import LabelSpace
 from fewshot.maps import Wmap, Zmap
 from fewshot.peers import PEER_SIZES, PEERS, check_installed, describe, use_threads
 from fewshot.report import render_markdown, targets, write_report

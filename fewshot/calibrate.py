@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
-from fewshot.classify import softmax
+from fewshot.numeric import softmax
 
 LOG_T_BOUNDS = (np.log(0.05), np.log(50.0))
 

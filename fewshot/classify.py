@@ -1,109 +1,21 @@
-"""Label space and the few-shot classifier: cosine to label prototypes, bent by a Wmap, and refined
-on the unlabeled corpus when the corpus agrees with the labels.
+"""How the corpus refines the few-shot classifier: cosine to label prototypes, bent by a Wmap,
+then clustering, a discriminant and label spreading on the unlabeled corpus where it agrees with
+the labels. What predicting a new document needs afterwards is in `fewshot.predictor`.
 
 Everything here is numpy in, numpy out; classes are the integer positions of a `LabelSpace`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import re
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from fewshot import FewshotError
+from fewshot.graph import cached, homophily, locate, neighbour_graph, propagate, row_index
 from fewshot.maps import Wmap
-
-TEMPLATES = ("{label}", "This text is about {label}.", "A text about {label}.")
-
-
-MAX_NAME_CHARS = (
-    100  # a name is a button, a legend entry and a column value; a description says more
-)
-
-
-@dataclass(frozen=True)
-class LabelSpace:
-    """Candidate labels, each with an optional description ("Sports: games, athletes, teams")."""
-
-    names: tuple[str, ...]
-    descriptions: tuple[str, ...] = field(default=())
-
-    def __post_init__(self) -> None:
-        names = tuple(str(n).strip() for n in self.names)
-        descriptions = tuple(str(d).strip() for d in self.descriptions) or ("",) * len(names)
-        if len(descriptions) != len(names):
-            raise FewshotError("Each label needs exactly one (possibly empty) description.")
-        if any(not n for n in names):
-            raise FewshotError("A label name is empty.")
-        long = next((n for n in names if len(n) > MAX_NAME_CHARS), None)
-        if long is not None:
-            raise FewshotError(
-                f"Label '{long[:40]}...' is {len(long)} characters long; keep names to "
-                f"{MAX_NAME_CHARS} and put the rest in a description after ':'."
-            )
-        seen: dict[str, str] = {}
-        for name in names:
-            if name.casefold() in seen:
-                raise FewshotError(f"Duplicate label: '{name}' (labels are case-insensitive).")
-            seen[name.casefold()] = name
-        if len(names) < 2:
-            raise FewshotError("At least two labels are needed to classify anything.")
-        object.__setattr__(self, "names", names)
-        object.__setattr__(self, "descriptions", descriptions)
-
-    @classmethod
-    def parse(cls, lines: Iterable[str]) -> LabelSpace:
-        """One label per line, optionally `name: description`; blank lines and # comments skipped."""
-        names, descriptions = [], []
-        for line in lines:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            name, _, description = line.partition(":")
-            names.append(name)
-            descriptions.append(description)
-        return cls(tuple(names), tuple(descriptions))
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def index(self, labels: Sequence[str]) -> np.ndarray:
-        """Label names to class positions; an unknown name is an error, not a silent drop."""
-        lookup = {n.casefold(): i for i, n in enumerate(self.names)}
-        try:
-            return np.array([lookup[str(v).strip().casefold()] for v in labels], dtype=np.int64)
-        except KeyError as exc:
-            raise FewshotError(f"Unknown label {exc.args[0]!r}; labels are {self.names}.") from None
-
-    def prompts(self, templates: Sequence[str] = TEMPLATES) -> list[list[str]]:
-        """Texts to embed per label: its readable name in each template, plus the description."""
-        out = []
-        for name, description in zip(self.names, self.descriptions):
-            readable = re.sub(r"[_\s]+", " ", name).strip()
-            texts = [t.format(label=readable) for t in templates]
-            if description:
-                texts.append(f"{readable}: {description}")
-            out.append(texts)
-        return out
-
-
-def normalize(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
-
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
+from fewshot.numeric import cohen_kappa, fingerprint, normalize, one_blas_thread, softmax
+from fewshot.predictor import CosineModel, DiscriminantModel, EmbeddingModel
 
 
 def estimate_priors(proba: np.ndarray, rounds: int = 100, tol: float = 1e-4) -> np.ndarray:
@@ -122,154 +34,11 @@ def estimate_priors(proba: np.ndarray, rounds: int = 100, tol: float = 1e-4) -> 
     return prior
 
 
-def cohen_kappa(a: np.ndarray, b: np.ndarray, n_classes: int) -> float:
-    """Agreement beyond chance between two labelings of the same documents."""
-    observed = float(np.mean(a == b))
-    pa = np.bincount(a, minlength=n_classes) / len(a)
-    pb = np.bincount(b, minlength=n_classes) / len(b)
-    expected = float(pa @ pb)
-    return 1.0 if expected >= 1.0 else (observed - expected) / (1.0 - expected)
-
-
-# The corpus graph: every document's nearest neighbours by cosine. It depends on the corpus only,
-# not on the labels, so it is computed once per corpus and reused by every refit (a small cache keyed
-# by the corpus's bytes). Exact search up to EXACT_GRAPH_LIMIT documents, in blocks so memory stays
-# bounded; beyond that an inverted-file search (probe the nearest clusters only) keeps it to seconds.
-EXACT_GRAPH_LIMIT = 20_000
 CV_SAMPLE = 2_000
 VETO_LABELS = 5  # human labels per class before cross-validation may veto clustering
 DISCRIMINANT_ROUNDS = 2
 SHRINKAGE = 0.1  # of the shared covariance toward a multiple of the identity
 PRIOR_PSEUDO_DOCS = 20  # per class, shrinking the clustering's class priors toward equal
-_BLOCK = 1024
-_CACHE: OrderedDict[tuple, object] = OrderedDict()  # per corpus: neighbour graph, row index
-_CACHE_KEPT = 12
-_CACHE_LOCK = threading.Lock()
-
-
-_BLAS_LOCK = threading.Lock()
-_BLAS_USERS = 0
-_BLAS_LIMIT: threadpool_limits | None = None
-
-
-@contextlib.contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """Fits and predictions run BLAS on one thread. Their matrix products are small and many: on
-    two cores, a second BLAS thread contending with anything else the machine does (the app's
-    other work) was seen to make a refit five to ten times slower, never much faster. The limit is
-    process-wide, so it is counted: the first fit to start sets it, the last one to end lifts it,
-    whichever sessions of the app they belong to."""
-    global _BLAS_USERS, _BLAS_LIMIT
-    with _BLAS_LOCK:
-        if _BLAS_USERS == 0:
-            _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
-        _BLAS_USERS += 1
-    try:
-        yield
-    finally:
-        with _BLAS_LOCK:
-            _BLAS_USERS -= 1
-            if _BLAS_USERS == 0 and _BLAS_LIMIT is not None:
-                _BLAS_LIMIT.restore_original_limits()
-                _BLAS_LIMIT = None
-
-
-def fingerprint(x: np.ndarray) -> tuple:
-    """Identity of an array's content: shape, dtype and a hash of its bytes."""
-    x = np.ascontiguousarray(x)
-    digest = hashlib.sha1(memoryview(x).cast("B"), usedforsecurity=False).digest()
-    return x.shape, x.dtype.str, digest
-
-
-def _top_k(queries: np.ndarray, base: np.ndarray, k: int, offset: int | None = None) -> np.ndarray:
-    """Indices (n, k) of each query's k most similar base rows, unordered.
-
-    offset: the queries are base[offset:offset + n] and must not find themselves.
-    """
-    idx = np.empty((len(queries), k), dtype=np.int32)
-    for start in range(0, len(queries), _BLOCK):
-        sims = queries[start : start + _BLOCK] @ base.T
-        if offset is not None:
-            rows = np.arange(len(sims))
-            sims[rows, offset + start + rows] = -np.inf
-        idx[start : start + len(sims)] = np.argpartition(sims, -k, axis=1)[:, -k:]
-    return idx
-
-
-def _row_index(rows: np.ndarray) -> dict[int, list[int]]:
-    """Positions of the rows by a hash of their bytes, to find labeled documents in the corpus."""
-    index: dict[int, list[int]] = {}
-    for i, row in enumerate(np.ascontiguousarray(rows)):
-        index.setdefault(hash(row.tobytes()), []).append(i)
-    return index
-
-
-def _locate(queries: np.ndarray, base: np.ndarray, index: dict[int, list[int]]) -> np.ndarray:
-    """For each query row, the position of an identical base row, or -1."""
-    found = np.full(len(queries), -1, dtype=np.int64)
-    for i, row in enumerate(np.ascontiguousarray(queries, dtype=base.dtype)):
-        for j in index.get(hash(row.tobytes()), ()):
-            if np.array_equal(base[j], row):
-                found[i] = j
-                break
-    return found
-
-
-def _approximate_graph(unit: np.ndarray, k: int, probe: int = 32, rounds: int = 4) -> np.ndarray:
-    """Approximate k nearest neighbours of every row: spherical k-means into about sqrt(n) cells;
-    the documents of a cell search the cells whose centres are nearest to their own."""
-    n = len(unit)
-    n_cells = max(2, int(np.sqrt(n)))
-    centres = unit[np.random.default_rng(0).choice(n, n_cells, replace=False)]
-    for step in range(rounds + 1):
-        cell = np.concatenate(
-            [np.argmax(unit[s : s + _BLOCK] @ centres.T, axis=1) for s in range(0, n, _BLOCK)]
-        )
-        order = np.argsort(cell, kind="stable")
-        counts = np.bincount(cell, minlength=n_cells)
-        if step == rounds:
-            break
-        filled = counts > 0
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[filled]
-        centres[filled] = normalize(np.add.reduceat(unit[order], starts, axis=0))
-    members = np.split(order, np.cumsum(counts)[:-1])
-    near = np.argsort(-(centres @ centres.T), axis=1)[:, :probe]
-    graph = np.empty((n, k), dtype=np.int32)
-    for c, own in enumerate(members):
-        if not len(own):
-            continue
-        others = [members[o] for o in near[c] if o != c]
-        candidates = np.concatenate([own, *others])
-        if len(candidates) <= k:
-            candidates = np.concatenate([own, np.setdiff1d(np.arange(n), own)])
-        sims = unit[own] @ unit[candidates].T
-        sims[np.arange(len(own)), np.arange(len(own))] = -np.inf
-        graph[own] = candidates[np.argpartition(sims, -k, axis=1)[:, -k:]]
-    return graph
-
-
-def neighbour_graph(unit: np.ndarray, k: int, key: tuple | None = None) -> np.ndarray:
-    """(n, k) indices of each row's nearest other rows by cosine (rows are unit vectors); cached."""
-    return _cached((key or fingerprint(unit), "graph", k), lambda: _graph(unit, k))
-
-
-def _graph(unit: np.ndarray, k: int) -> np.ndarray:
-    if len(unit) <= EXACT_GRAPH_LIMIT:
-        return _top_k(unit, unit, k, offset=0)
-    return _approximate_graph(unit, k)
-
-
-def _cached(key: tuple, compute: Callable[[], object]):  # noqa: ANN202 - whatever compute returns
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
-    value = compute()
-    with _CACHE_LOCK:
-        _CACHE[key] = value
-        while len(_CACHE) > _CACHE_KEPT:
-            _CACHE.popitem(last=False)
-    return value
 
 
 def _moments(unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -279,44 +48,28 @@ def _moments(unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, cov
 
 
-def neighbour_mean(values: np.ndarray, graph: np.ndarray) -> np.ndarray:
-    out = values[graph[:, 0]].copy()
-    for j in range(1, graph.shape[1]):
-        out += values[graph[:, j]]
-    return out / graph.shape[1]
-
-
-def homophily(predicted: np.ndarray, graph: np.ndarray, n_classes: int) -> float:
-    """Kappa between each document's label and its neighbours' labels: do neighbours agree?"""
-    return cohen_kappa(np.repeat(predicted, graph.shape[1]), predicted[graph].ravel(), n_classes)
-
-
-def propagate(
-    proba: np.ndarray,
-    graph: np.ndarray,
-    alpha: float,
-    rounds: int = 3,
-    clamp: tuple[np.ndarray, np.ndarray] | None = None,
-) -> np.ndarray:
-    """Label spreading: mix each document's probabilities with its neighbours', a few rounds; the
-    human-labeled documents (clamp: rows, one-hot rows) keep their labels and pass them on."""
-    out = proba.copy()
-    for _ in range(rounds):
-        if clamp is not None:
-            out[clamp[0]] = clamp[1]
-        out = (1 - alpha) * proba + alpha * neighbour_mean(out, graph)
-    if clamp is not None:
-        out[clamp[0]] = clamp[1]
-    return out
+def fit_discriminant(
+    unit: np.ndarray, resp: np.ndarray, moments: tuple[np.ndarray, np.ndarray]
+) -> DiscriminantModel:
+    """Linear discriminant analysis from soft class memberships of the corpus rows (resp), its
+    shared covariance shrunk by SHRINKAGE toward a multiple of the identity."""
+    mean, cov = moments
+    dim = unit.shape[1]
+    counts = resp.sum(axis=0) + 1e-6
+    centred = (resp.T @ unit) / counts[:, None] - mean
+    within = cov - (centred.T * (counts / counts.sum())) @ centred
+    within = (1 - SHRINKAGE) * within + SHRINKAGE * np.trace(within) / dim * np.eye(dim)
+    coef = np.linalg.solve(within, centred.T).astype(np.float32)
+    bias = np.log(counts / counts.sum()) - 0.5 * np.sum(centred * coef.T, axis=1)
+    return DiscriminantModel(coef, (bias - mean @ coef).astype(np.float32))
 
 
 @dataclass
 class _Corpus:
-    """What predict_proba needs to answer for the fitted corpus and its neighbourhood."""
+    """The fitted corpus and its refined probabilities, for predict_proba on its rows."""
 
     key: tuple
-    raw: np.ndarray  # the corpus as given (not copied); unit rows are recomputed when needed
-    graph: np.ndarray | None  # None: no spreading
+    raw: np.ndarray  # the corpus as given (not copied)
     proba: np.ndarray
 
 
@@ -351,9 +104,13 @@ class FewShotClassifier:
        the plain model, which never saw the corpus (`homophily`, a kappa): not at all up to 0.3,
        fully from 0.6.
 
-    Documents of the fitted corpus get these probabilities; any other document gets the same
-    mix of its own prediction and its corpus neighbours'. `selection_` says what was chosen and
-    why. The neighbour graph, computed once per corpus and cached, is `neighbours_`.
+    Documents of the fitted corpus get these probabilities. Any other document gets `model_`'s
+    (`fewshot.predictor`), which needs no corpus: after the discriminant, one more discriminant
+    fitted on the final, spread probabilities of the corpus (distilled, so new documents get
+    most of what spreading gave the corpus: on AG News halves, 0.5 of the 1.3 points lost by
+    leaving the corpus); otherwise cosine to the prototypes through the Wmap. `selection_` says
+    what was chosen and why. The neighbour graph, computed once per corpus and cached, is
+    `neighbours_`.
     """
 
     def __init__(
@@ -409,7 +166,8 @@ class FewShotClassifier:
         self.selection_ = "inductive"
         self.smoothing_ = 0.0
         self.neighbours_: np.ndarray | None = None
-        self.discriminant_: tuple[np.ndarray, np.ndarray] | None = None
+        self.discriminant_: DiscriminantModel | None = None
+        self.model_: EmbeddingModel = self._cosine()
         self._corpus: _Corpus | None = None
         self.plain_: np.ndarray | None = None
         self.prior_: np.ndarray | None = None  # the corpus's class priors (EM), when clustered
@@ -434,14 +192,22 @@ class FewShotClassifier:
         proba = softmax(docs @ self.prototypes_.T / self.temperature)
         clamp = None
         if len(y):
-            rows = _locate(raw, corpus, _cached((key, "rows"), lambda: _row_index(corpus)))
+            rows = locate(raw, corpus, cached((key, "rows"), lambda: row_index(corpus)))
             if (rows >= 0).any():
                 clamp = (rows[rows >= 0], np.eye(self.n_classes, dtype=np.float32)[y[rows >= 0]])
         if self.transductive_used_ and self._wants_discriminant(unit):
             proba = self._discriminant(key, unit, proba, checks)
-        self._spread(key, corpus, unit, plain, proba, clamp, checks)
+        proba = self._spread(key, unit, plain, proba, clamp, checks)
+        self._corpus = _Corpus(key, corpus, proba)
+        self.model_ = self._cosine()
+        if self.discriminant_ is not None:
+            moments = cached((key, "moments"), lambda: _moments(unit))
+            self.model_ = fit_discriminant(unit, proba, moments)
         self.selection_ = "; ".join(checks) or self.selection_
         return self
+
+    def _cosine(self) -> CosineModel:
+        return CosineModel(self.wmap_.coef_, self.prototypes_, self.temperature)
 
     # -- inductive part: Wmap and prototypes -------------------------------------------------
 
@@ -582,41 +348,32 @@ class FewShotClassifier:
         about a faint direction, such as sentiment), a handful of one-hot rows would dominate the
         class means and the discriminant would fit their idiosyncrasies.
         """
-        mean, cov = _cached((key, "moments"), lambda: _moments(unit))
-        dim = unit.shape[1]
+        moments = cached((key, "moments"), lambda: _moments(unit))
         resp = proba
         for _ in range(DISCRIMINANT_ROUNDS):
-            counts = resp.sum(axis=0) + 1e-6
-            centred = (resp.T @ unit) / counts[:, None] - mean
-            within = cov - (centred.T * (counts / counts.sum())) @ centred
-            within = (1 - SHRINKAGE) * within + SHRINKAGE * np.trace(within) / dim * np.eye(dim)
-            coef = np.linalg.solve(within, centred.T).astype(np.float32)
-            bias = np.log(counts / counts.sum()) - 0.5 * np.sum(centred * coef.T, axis=1)
-            bias = (bias - mean @ coef).astype(np.float32)
-            resp = softmax(unit @ coef + bias)
+            model = fit_discriminant(unit, resp, moments)
+            resp = model.predict_proba(unit)
         kappa = cohen_kappa(np.argmax(proba, 1), np.argmax(resp, 1), self.n_classes)
         checks.append(f"discriminant kappa {kappa:.2f}")
         if kappa < self.min_kappa:
             return proba
-        self.discriminant_ = (coef, bias)
+        self.discriminant_ = model
         return resp
 
     def _spread(
         self,
         key: tuple,
-        corpus: np.ndarray,
         unit: np.ndarray,
         plain: np.ndarray,
         proba: np.ndarray,
         clamp: tuple[np.ndarray, np.ndarray] | None,
         checks: list[str],
-    ) -> None:
+    ) -> np.ndarray:
         """Label spreading over the corpus graph, as much as neighbours agree (see the class)."""
         n = len(unit)
         k = self.n_neighbors or int(np.clip(n // (8 * self.n_classes), 3, 10))
         if self.smoothing is False or self.smoothing is None or n <= 2 * k:
-            self._corpus = _Corpus(key, corpus, None, proba)
-            return
+            return proba
         graph = self.neighbours_ = neighbour_graph(unit, k, key)
         if self.smoothing == "auto":
             agree = homophily(plain, graph, self.n_classes)
@@ -627,7 +384,7 @@ class FewShotClassifier:
         if alpha > 0:
             self.smoothing_ = alpha
             proba = propagate(proba, graph, alpha, clamp=clamp)
-        self._corpus = _Corpus(key, corpus, graph if alpha > 0 else None, proba)
+        return proba
 
     # -- prediction ---------------------------------------------------------------------------
 
@@ -640,26 +397,15 @@ class FewShotClassifier:
         x = np.asarray(x)
         if corpus is not None and x.shape == corpus.raw.shape and fingerprint(x) == corpus.key:
             return corpus.proba.copy()
-        unit = normalize(x)
-        if self.discriminant_ is not None:
-            coef, bias = self.discriminant_
-            proba = softmax(unit @ coef + bias)
-        else:
-            proba = softmax(self._map(unit) @ self.prototypes_.T / self.temperature)
-        if corpus is None or not len(unit):
-            return proba
-        if corpus.graph is not None:
-            graph = _top_k(unit, normalize(corpus.raw), corpus.graph.shape[1])
-            alpha = self.smoothing_
-            proba = (1 - alpha) * proba + alpha * neighbour_mean(corpus.proba, graph)
-        index = _cached((corpus.key, "rows"), lambda: _row_index(corpus.raw))
-        rows = _locate(x, corpus.raw, index)
-        proba[rows >= 0] = corpus.proba[rows[rows >= 0]]
+        proba = self.model_.predict_proba(x) if len(x) else np.zeros((0, self.n_classes))
+        if corpus is not None and len(x):
+            index = cached((corpus.key, "rows"), lambda: row_index(corpus.raw))
+            rows = locate(x, corpus.raw, index)
+            proba[rows >= 0] = corpus.proba[rows[rows >= 0]]
         return proba
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
-        """Log-probabilities, shape (n, n_classes): without the corpus, cosine similarity to the
-        class prototypes over the temperature, shifted per row."""
+        """Log-probabilities, shape (n, n_classes)."""
         return np.log(np.maximum(self.predict_proba(x), 1e-30))
 
     def predict(self, x: np.ndarray) -> np.ndarray:

@@ -32,11 +32,11 @@ TEXT_NAMES = (
 RESERVED = ("text", "source", "id")  # output columns (the store adds id); inputs' own are renamed
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")  # not \t \n \v \f \r
 _NEWLINE = re.compile(r"\r\n?|\n")
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE: its BOM starts the same way
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
+_BOMS = (  # the codecs named here read the BOM and drop it
+    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16 LE: its BOM starts the same way
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
 )
 
 
@@ -64,37 +64,57 @@ class IngestResult:
     report: IngestReport
 
 
-def _decode(name: str, data: bytes) -> tuple[str, list[str]]:
-    """Text from bytes: UTF-8 (BOM or not), UTF-16/32 with a BOM, else Windows-1252 or Latin-1."""
+def sniff_encoding(name: str, data: bytes, complete: bool = True) -> tuple[str, list[str]]:
+    """The codec that reads a file: UTF-8 (BOM or not), UTF-16/32 with a BOM, else Windows-1252
+    or Latin-1 (with a note). data: the whole file, or its start (complete False: a character
+    may be cut at the end). Refuses empty and binary files."""
     if not data:
         raise FewshotError(f"{name} is empty")
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                sample = _read(data, encoding, complete)
+            except UnicodeDecodeError:
+                raise FewshotError(f"{name} looks like a binary file, not text") from None
+            _refuse_binary(name, sample)
+            return encoding, []
+    if b"\x00" in data:
+        raise FewshotError(f"{name} looks like a binary file, not text")
+    notes: list[str] = []
+    try:
+        encoding = "utf-8-sig"
+        sample = _read(data, encoding, complete)
+    except UnicodeDecodeError:
+        try:
+            encoding, sample = "cp1252", data.decode("cp1252")
+            notes.append(f"{name}: not valid UTF-8, read as Windows-1252")
+        except UnicodeDecodeError:
+            encoding, sample = "latin-1", data.decode("latin-1")
+            notes.append(f"{name}: not valid UTF-8, read as Latin-1")
+    _refuse_binary(name, sample)
+    return encoding, notes
+
+
+def _read(data: bytes, encoding: str, complete: bool) -> str:
+    if complete:
+        return data.decode(encoding)
+    return codecs.getincrementaldecoder(encoding)().decode(data, final=False)
+
+
+def _refuse_binary(name: str, text: str) -> None:
+    sample = text[: 1 << 20]
+    if len(_CONTROL.findall(sample)) > 0.05 * len(sample) or "\x00" in text:
+        raise FewshotError(f"{name} looks like a binary file, not text")
+
+
+def _decode(name: str, data: bytes) -> tuple[str, list[str]]:
+    """Text from bytes, decoded as `sniff_encoding` says."""
     if len(data) > MAX_BYTES:
         raise FewshotError(
             f"{name} is {len(data) / 2**20:.0f} MB; the limit is {MAX_BYTES // 2**20} MB"
         )
-    notes: list[str] = []
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            try:
-                text = data[len(bom) :].decode(encoding)
-            except UnicodeDecodeError:
-                raise FewshotError(f"{name} looks like a binary file, not text") from None
-            break
-    else:
-        if b"\x00" in data:
-            raise FewshotError(f"{name} looks like a binary file, not text")
-        data = data.removeprefix(codecs.BOM_UTF8)
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            try:
-                text, encoding = data.decode("cp1252"), "Windows-1252"
-            except UnicodeDecodeError:
-                text, encoding = data.decode("latin-1"), "Latin-1"
-            notes.append(f"{name}: not valid UTF-8, read as {encoding}")
-    sample = text[: 1 << 20]
-    if len(_CONTROL.findall(sample)) > 0.05 * len(sample) or "\x00" in text:
-        raise FewshotError(f"{name} looks like a binary file, not text")
+    encoding, notes = sniff_encoding(name, data)
+    text = data.decode(encoding)
     if not text:
         raise FewshotError(f"{name} is empty")
     return text, notes
@@ -281,7 +301,7 @@ def _as_text(value: object) -> str | None:
     return str(value)
 
 
-def _pick_column(name: str, frame: pd.DataFrame, text_column: str | None) -> str:
+def pick_text_column(name: str, frame: pd.DataFrame, text_column: str | None) -> str:
     if text_column is None:
         return guess_text_column(frame)
     columns = [str(c) for c in frame.columns]
@@ -306,7 +326,7 @@ def _parse(
         texts = [t for t in texts if t.strip()]
         return pd.DataFrame({"text": pd.Series(texts, dtype=str), "source": name}), notes
     table, notes = _table(name, data)
-    column = _pick_column(name, table, text_column)
+    column = pick_text_column(name, table, text_column)
     out = {
         "text": [_as_text(v) or "" for v in table[column].tolist()],
         "source": [name] * len(table),

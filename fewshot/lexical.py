@@ -21,33 +21,76 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from fewshot.classify import softmax
+from fewshot.numeric import softmax
 
 SCALE_BOUNDS = (0.0, 10.0)  # of the lexical log-probabilities; 0 switches the view off
 
 
-def term_matrix(texts: Sequence[str]) -> sparse.csr_matrix | None:
+# The two parts of the term space: word uni- and bigrams, character 4-grams inside words.
+TERM_PARTS = {
+    "words": {"ngram_range": (1, 2)},
+    "characters": {"analyzer": "char_wb", "ngram_range": (4, 4)},
+}
+
+
+def _vectorizer(part: str) -> TfidfVectorizer:
+    return TfidfVectorizer(min_df=2, sublinear_tf=True, dtype=np.float32, **TERM_PARTS[part])
+
+
+class TermSpace:
     """TF-IDF rows of word uni- and bigrams and of character 4-grams inside words, each part
-    L2-normalized and weighted alike; terms in fewer than two documents are dropped (they cannot
-    carry a label from one document to another). None when no term is left (a tiny corpus).
+    L2-normalized and weighted alike; terms in fewer than two documents of the corpus are
+    dropped (they cannot carry a label from one document to another).
 
     Character n-grams catch inflections and compounds a word vocabulary splits ("refund" in
-    "refunded"), which matters most on short texts.
+    "refunded"), which matters most on short texts. `fit_transform(corpus)` learns the
+    vocabulary and weights (`vectorizers_`, by part); `transform(texts)` puts any other texts in
+    the same space, which is how a labeler file reads new documents.
     """
-    parts = []
-    for vectorizer in (
-        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, dtype=np.float32),
-        TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(4, 4), min_df=2, sublinear_tf=True, dtype=np.float32
-        ),
-    ):
-        try:
-            parts.append(vectorizer.fit_transform(texts))
-        except ValueError:  # empty vocabulary: every term occurs once at most
-            continue
-    if not parts:
-        return None
-    return (sparse.hstack(parts, format="csr") * np.float32(1 / np.sqrt(len(parts)))).tocsr()
+
+    def fit_transform(self, texts: Sequence[str]) -> sparse.csr_matrix | None:
+        """The corpus's term matrix; None when no term is left (a tiny corpus)."""
+        self.vectorizers_: dict[str, TfidfVectorizer] = {}
+        parts = []
+        for part in TERM_PARTS:
+            vectorizer = _vectorizer(part)
+            try:
+                parts.append(vectorizer.fit_transform(texts))
+            except ValueError:  # empty vocabulary: every term occurs once at most
+                continue
+            self.vectorizers_[part] = vectorizer
+        return self._join(parts) if parts else None
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        return self._join([v.transform(texts) for v in self.vectorizers_.values()])
+
+    def _join(self, parts: list[sparse.csr_matrix]) -> sparse.csr_matrix:
+        return (sparse.hstack(parts, format="csr") * np.float32(1 / np.sqrt(len(parts)))).tocsr()
+
+    @property
+    def n_terms(self) -> int:
+        return sum(len(v.vocabulary_) for v in self.vectorizers_.values())
+
+    def state(self) -> tuple[dict[str, list[str]], dict[str, np.ndarray]]:
+        """Per part, the terms in column order (JSON) and their IDF weights (arrays)."""
+        terms, idf = {}, {}
+        for part, vectorizer in self.vectorizers_.items():
+            terms[part] = vectorizer.get_feature_names_out().tolist()
+            idf[part] = vectorizer.idf_.astype(np.float32)
+        return terms, idf
+
+    @classmethod
+    def from_state(cls, terms: dict[str, list[str]], idf: dict[str, np.ndarray]) -> TermSpace:
+        space = cls()
+        space.vectorizers_ = {}
+        for part, words in terms.items():
+            if part not in TERM_PARTS or len(words) != len(idf[part]):
+                raise ValueError(f"term part {part!r} does not fit its weights")
+            vectorizer = _vectorizer(part)
+            vectorizer.vocabulary = {term: i for i, term in enumerate(words)}
+            vectorizer.idf_ = idf[part]
+            space.vectorizers_[part] = vectorizer
+        return space
 
 
 def product_of_experts(*probas: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fewshot import FewshotError, config
-from fewshot.classify import normalize, one_blas_thread
+from fewshot.numeric import normalize, one_blas_thread
 
 METHODS = ("pca", "umap")
 _BLOCK = 1024  # rows placed at once by a UMAP transform

@@ -30,9 +30,9 @@ import pandas as pd
 
 from fewshot import FewshotError, config
 from fewshot.bench import RESULTS_DIR, _median_seconds, usable_cpus
-from fewshot.classify import LabelSpace
 from fewshot.datasets import load_dataset
 from fewshot.encoders import print_progress
+from fewshot.labelspace import LabelSpace
 from fewshot.report import _table
 from fewshot.search import NO_LABEL, Query, find
 from fewshot.store import open_project

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fewshot import FewshotError
-from fewshot.classify import normalize
+from fewshot.numeric import normalize
 
 NO_LABEL = "(none)"  # the human-label filter's value for documents nobody labeled
 MODES = ("words", "meaning", "like")

@@ -6,6 +6,7 @@ so every view is classified by the same `FewShotClassifier`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from fewshot import config
-from fewshot.classify import LabelSpace, normalize
 from fewshot.encoders import (
     EmbeddingCache,
     Progress,
@@ -21,7 +21,9 @@ from fewshot.encoders import (
     WordVectors,
     load_word_vectors,
 )
+from fewshot.labelspace import LabelSpace
 from fewshot.maps import Zmap
+from fewshot.numeric import normalize
 
 VIEWS = {"sbert": "Sentence-BERT", "words": "Word vectors", "zmap": "SBERT via Zmap"}
 DEFAULT_VIEW = "sbert"
@@ -74,12 +76,14 @@ class Embedder:
     zmap: Zmap
 
     @classmethod
-    def default(cls, progress: Progress | None = None) -> Embedder:
+    def default(cls, progress: Progress | None = None, cache: bool = True) -> Embedder:
         """The configured models with the on-disk cache: one recipe for the command line and bench.
 
         progress reports the one-time embedding of the Zmap vocabulary, the only slow part.
+        cache False: documents are embedded afresh and not stored (applying a labeler to new
+        data, seen once: ten million cached vectors would be 15 GB of disk).
         """
-        sentence = SentenceEncoder(cache=EmbeddingCache())
+        sentence = SentenceEncoder(cache=EmbeddingCache() if cache else None)
         words = load_word_vectors()
         return cls(sentence, words, fit_zmap(sentence, words, progress=progress))
 
@@ -88,6 +92,25 @@ class Embedder:
     ) -> dict[str, np.ndarray]:
         sbert = self.sentence.encode(texts, progress=progress)
         return self.from_sentence(sbert, texts)
+
+    def view(self, texts: Sequence[str], view: str, progress: Progress | None = None) -> np.ndarray:
+        """Documents in one view only, computing no other."""
+        if view == "words":
+            return self.words.encode(texts)
+        sbert = self.sentence.encode(texts, progress=progress)
+        return sbert if view == "sbert" else normalize(self.zmap.transform(sbert))
+
+    def identity(self, view: str) -> dict[str, str]:
+        """The models a view's vectors depend on, by fingerprint: a labeler taught in one view
+        applies only where the same models embed."""
+        sentence = {"sentence": self.sentence.name}
+        words = {"words": self.words.name}
+        if view == "sbert":
+            return sentence
+        if view == "words":
+            return words
+        digest = hashlib.blake2b(self.zmap.coef_.tobytes(), digest_size=8).hexdigest()
+        return {**sentence, **words, "zmap": digest}
 
     def from_sentence(self, sbert: np.ndarray, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """All views from already computed sentence embeddings (word vectors are cheap)."""

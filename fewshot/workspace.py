@@ -24,16 +24,13 @@ from fewshot.calibrate import (
     match_confidence,
     temper,
 )
-from fewshot.classify import (
-    FewShotClassifier,
-    LabelSpace,
-    cohen_kappa,
-    fingerprint,
-    neighbour_graph,
-    normalize,
-)
+from fewshot.classify import FewShotClassifier
 from fewshot.encoders import Progress
-from fewshot.lexical import LexicalExpert, term_matrix
+from fewshot.graph import neighbour_graph
+from fewshot.labeler import Labeler, score_columns
+from fewshot.labelspace import LabelSpace
+from fewshot.lexical import LexicalExpert, TermSpace
+from fewshot.numeric import cohen_kappa, fingerprint, normalize
 from fewshot.search import corpus_texts
 from fewshot.views import DEFAULT_VIEW, VIEWS, Embedder
 
@@ -79,14 +76,11 @@ class Prediction:
                 "id": np.arange(len(texts)),
                 "text": texts,
                 "human_label": human if human is not None else pd.Series([None] * len(texts)),
-                "predicted_label": np.array(self.labels.names, dtype=object)[self.predicted],
-                "score": top2[:, 1],
-                "margin": top2[:, 1] - top2[:, 0],
             }
         )
-        for i, name in enumerate(self.labels.names):
-            frame[f"score_{name}"] = self.proba[:, i]
-        return frame
+        scores = score_columns(self.labels.names, self.proba)
+        scores.insert(2, "margin", top2[:, 1] - top2[:, 0])
+        return pd.concat([frame, scores], axis=1)
 
 
 MIN_HELD_OUT = 20  # human labels before cross-validation has a say in the temperature
@@ -105,6 +99,7 @@ class Workspace:
         self.embedder = embedder
         self.views = embedder.documents(self.texts, progress=progress)
         self._label_cache: tuple[LabelSpace, dict[str, np.ndarray]] | None = None
+        self.term_space = TermSpace()  # fitted on the corpus with the first use of `terms`
         self._terms: list[sparse.csr_matrix | None] = []  # computed on first use, then kept
         self._search_texts: pa.Array | None = None
         # per (labels, view, transductive, lexical): ids, labels, held-out probabilities, temperature
@@ -115,7 +110,7 @@ class Workspace:
         """The corpus's term matrix (the lexical view): once per corpus, a few seconds for 10,000
         documents; None when the corpus has no repeated term."""
         if not self._terms:
-            self._terms.append(term_matrix(self.texts))
+            self._terms.append(self.term_space.fit_transform(self.texts))
         return self._terms[0]
 
     @property
@@ -234,6 +229,27 @@ class Workspace:
             fitted, _ = self._fit(labels, view, ids[train], y[train], transductive, lexical)
             out[test] = fitted.proba[ids[test]]
         return out
+
+    def labeler(self, prediction: Prediction, label_set: str = "") -> Labeler:
+        """The prediction's fit as a portable labeler (`fewshot.labeler`): new documents get
+        what this corpus taught, without the corpus."""
+        lexical = prediction.lexical
+        return Labeler(
+            labels=prediction.labels,
+            view=prediction.view,
+            encoders=self.embedder.identity(prediction.view),
+            model=prediction.classifier.model_,
+            temperature=prediction.temperature,
+            terms=self.term_space if lexical is not None else None,
+            lexical=lexical,
+            about={
+                "label_set": label_set,
+                "documents": len(self.texts),
+                "human_labels": len(prediction.fitted_on),
+                "calibration": prediction.calibration,
+                "selection": prediction.classifier.selection_,
+            },
+        )
 
     @staticmethod
     def agreement(predictions: dict[str, Prediction]) -> pd.DataFrame:

@@ -19,8 +19,8 @@ from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.pages_manager import PagesManager
 
 from fewshot import FewshotError, config, demo
-from fewshot.classify import LabelSpace
 from fewshot.encoders import Progress
+from fewshot.labelspace import LabelSpace
 from fewshot.store import Project, list_projects, open_project
 from fewshot.views import DEFAULT_VIEW, VIEWS, Embedder
 from fewshot.workspace import Prediction, Workspace

@@ -8,7 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from fewshot import FewshotError
-from fewshot.classify import MAX_NAME_CHARS, LabelSpace
+from fewshot.labelspace import MAX_NAME_CHARS, LabelSpace
 from fewshot.views import DEFAULT_VIEW, VIEWS
 from fewshot.workspace import Workspace
 from pages import common, finder

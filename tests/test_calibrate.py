@@ -10,9 +10,11 @@ from fewshot.calibrate import (
     match_confidence,
     temper,
 )
-from fewshot.classify import LabelSpace, estimate_priors, softmax
+from fewshot.classify import estimate_priors
 from fewshot.datasets import resample
 from fewshot.evaluate import expected_calibration_error, macro_f1
+from fewshot.labelspace import LabelSpace
+from fewshot.numeric import softmax
 from fewshot.workspace import CALIBRATION_LABELS, MIN_HELD_OUT, Prediction, Workspace
 
 

@@ -1,41 +1,12 @@
-"""Label space and the few-shot classifier, on synthetic geometry and on real AG News rows."""
+"""The few-shot classifier, on synthetic geometry and on real AG News rows."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from fewshot import FewshotError, config
-from fewshot.classify import FewShotClassifier, LabelSpace, cohen_kappa
-
-
-def test_label_space_parses_names_and_descriptions():
-    space = LabelSpace.parse(["# topics", "Sports: games, athletes", "", "card_arrival"])
-    assert space.names == ("Sports", "card_arrival")
-    assert space.descriptions == ("games, athletes", "")
-    prompts = space.prompts()
-    assert "Sports: games, athletes" in prompts[0]
-    assert "This text is about card arrival." in prompts[1]
-    assert list(space.index(["sports", "card_arrival"])) == [0, 1]
-
-
-@pytest.mark.parametrize(
-    "lines, message",
-    [
-        (["Sports", "sports"], "Duplicate label"),
-        (["Sports", ": no name"], "empty"),
-        (["Sports"], "At least two labels"),
-        ([], "At least two labels"),
-        (["Sports", "x" * 200], "200 characters long"),
-    ],
-)
-def test_label_space_refuses_bad_labels(lines, message):
-    with pytest.raises(FewshotError, match=message):
-        LabelSpace.parse(lines)
-
-
-def test_unknown_label_is_an_error():
-    with pytest.raises(FewshotError, match="Unknown label"):
-        LabelSpace(("a", "b")).index(["c"])
+from fewshot.classify import FewShotClassifier
+from fewshot.labelspace import LabelSpace
 
 
 def _blobs(rng, centers, n):
@@ -101,12 +72,6 @@ def test_fit_checks_its_inputs():
         clf.fit(np.ones((1, 4)), np.array([5]))
 
 
-def test_cohen_kappa():
-    a = np.array([0, 1, 0, 1])
-    assert cohen_kappa(a, a, 2) == 1.0
-    assert cohen_kappa(a, 1 - a, 2) == -1.0
-
-
 def test_corpus_rows_new_documents_and_labels_are_consistent():
     rng = np.random.default_rng(3)
     centers = np.eye(3, 16) * 3
@@ -120,43 +85,13 @@ def test_corpus_rows_new_documents_and_labels_are_consistent():
     # Rows of the corpus, alone or among others, get the corpus answer; labeled rows their label.
     assert np.allclose(clf.predict_proba(x[10:20]), proba[10:20], atol=1e-6)
     assert list(clf.predict(x[labeled])) == list(y[labeled])
-    # A new document is placed by its own prediction and its corpus neighbours'.
+    # A new document needs no corpus: the portable model, a discriminant distilled from the
+    # corpus's final probabilities, places it.
     fresh, fresh_y = _blobs(np.random.default_rng(4), centers, 5)
+    assert clf.model_.kind == "discriminant" and clf.discriminant_ is not None
+    assert np.allclose(clf.predict_proba(fresh), clf.model_.predict_proba(fresh), atol=1e-6)
     assert np.mean(clf.predict(fresh) == fresh_y) > 0.9
     assert np.array_equal(np.argmax(clf.decision_function(x), axis=1), clf.predict(x))
-
-
-def test_large_corpus_graph_is_approximate_but_close(monkeypatch):
-    import fewshot.classify as classify
-
-    rng = np.random.default_rng(5)
-    unit = classify.normalize(rng.normal(size=(3000, 8)))
-    exact = classify.neighbour_graph(unit, 5)
-    monkeypatch.setattr(classify, "EXACT_GRAPH_LIMIT", 1000)
-    approximate = classify.neighbour_graph(unit, 5, key=("approximate",))
-    assert approximate.shape == exact.shape
-    assert not np.any(approximate == np.arange(3000)[:, None])  # nobody is their own neighbour
-    recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(exact, approximate)])
-    assert recall > 0.6
-
-
-def test_blas_limit_is_lifted_only_when_the_last_overlapping_fit_ends():
-    from threadpoolctl import threadpool_info
-
-    from fewshot.classify import one_blas_thread
-
-    def blas_threads() -> list[int]:
-        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
-
-    before = blas_threads()
-    assert before, "numpy links a BLAS that threadpoolctl can see"
-    first, second = one_blas_thread(), one_blas_thread()
-    first.__enter__()
-    second.__enter__()
-    first.__exit__(None, None, None)  # another session's fit is still running
-    assert set(blas_threads()) <= {1}
-    second.__exit__(None, None, None)
-    assert blas_threads() == before
 
 
 def test_transductive_auto_refuses_clusters_that_lose_their_labels(word_vectors):

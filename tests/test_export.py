@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from fewshot import FewshotError
-from fewshot.classify import LabelSpace
 from fewshot.export import (
     export_table,
     label_summary,
@@ -18,6 +17,7 @@ from fewshot.export import (
     to_csv_bytes,
     to_jsonl_bytes,
 )
+from fewshot.labelspace import LabelSpace
 from fewshot.maps import Wmap, Zmap
 from fewshot.store import open_project
 from fewshot.workspace import Workspace

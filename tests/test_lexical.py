@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from fewshot.calibrate import temper
-from fewshot.classify import LabelSpace
-from fewshot.lexical import LexicalExpert, product_of_experts, term_matrix
+from fewshot.labelspace import LabelSpace
+from fewshot.lexical import LexicalExpert, TermSpace, product_of_experts
 from fewshot.workspace import Workspace
 
 SPORT = "goal match team coach league striker referee season".split()
@@ -35,12 +35,12 @@ def _noisy_teacher(rng: np.random.Generator, y: np.ndarray, wrong: float) -> np.
 
 
 def test_term_matrix_rows_and_tiny_corpora():
-    terms = term_matrix(["stock market falls", "stock market rises", "team wins"])
+    terms = TermSpace().fit_transform(["stock market falls", "stock market rises", "team wins"])
     assert terms.shape[0] == 3
     norms = np.sqrt(np.asarray(terms.multiply(terms).sum(axis=1))).ravel()
     # Each part (words, character 4-grams) is unit length, weighted alike.
     assert np.all(norms <= 1 + 1e-5) and norms[0] == pytest.approx(1, abs=1e-5)
-    assert term_matrix(["alpha", "beta"]) is None  # no term in two documents
+    assert TermSpace().fit_transform(["alpha", "beta"]) is None  # no term in two documents
 
 
 def test_lexical_view_corrects_a_noisy_teacher():
@@ -48,11 +48,11 @@ def test_lexical_view_corrects_a_noisy_teacher():
     texts, y = _corpus(rng)
     teacher = _noisy_teacher(rng, y, wrong=0.25)
     assert np.mean(teacher.argmax(1) == y) < 0.8
-    expert = LexicalExpert().fit(term_matrix(texts), teacher)
+    expert = LexicalExpert().fit(TermSpace().fit_transform(texts), teacher)
     assert expert.scale_ > 0
     assert np.mean(expert.combined_.argmax(1) == y) > 0.95
     assert np.allclose(expert.combined_.sum(axis=1), 1, atol=1e-5)
-    alone = expert.predict_proba(term_matrix(texts))
+    alone = expert.predict_proba(TermSpace().fit_transform(texts))
     assert alone.shape == (len(y), 2) and np.mean(alone.argmax(1) == y) > 0.95
 
 
@@ -60,7 +60,7 @@ def test_lexical_view_has_no_say_when_words_do_not_predict_the_teacher():
     rng = np.random.default_rng(1)
     texts, y = _corpus(rng)
     unrelated = _noisy_teacher(rng, rng.integers(0, 2, len(y)), wrong=0.0)
-    expert = LexicalExpert().fit(term_matrix(texts), unrelated)
+    expert = LexicalExpert().fit(TermSpace().fit_transform(texts), unrelated)
     assert expert.scale_ < 0.1
     assert np.mean(expert.combined_.argmax(1) == unrelated.argmax(1)) > 0.95
 
@@ -71,16 +71,16 @@ def test_human_labels_decide_where_the_teacher_is_unsure():
     rows = np.arange(20)
     teacher = np.full((len(y), 2), 0.5)  # no idea, except on the labeled rows (as clamped)
     teacher[rows] = np.eye(2)[y[rows]]
-    expert = LexicalExpert().fit(term_matrix(texts), teacher, rows, y[rows])
+    expert = LexicalExpert().fit(TermSpace().fit_transform(texts), teacher, rows, y[rows])
     assert expert.scale_ > 0
     assert np.mean(expert.combined_.argmax(1)[20:] == y[20:]) > 0.95
-    unlabeled = LexicalExpert().fit(term_matrix(texts), np.full((len(y), 2), 0.5))
+    unlabeled = LexicalExpert().fit(TermSpace().fit_transform(texts), np.full((len(y), 2), 0.5))
     assert unlabeled.scale_ == 0  # nothing to learn from a teacher without an opinion
 
 
 def test_fit_checks_its_inputs():
     with pytest.raises(ValueError, match="differ"):
-        LexicalExpert().fit(term_matrix(["a b", "a b"]), np.full((3, 2), 0.5))
+        LexicalExpert().fit(TermSpace().fit_transform(["a b", "a b"]), np.full((3, 2), 0.5))
 
 
 def test_product_of_experts():

@@ -6,7 +6,7 @@ import pytest
 
 from fewshot import FewshotError
 from fewshot.bulk import preview
-from fewshot.classify import normalize
+from fewshot.numeric import normalize
 from fewshot.search import NO_LABEL, Pattern, Query, corpus_texts, find, highlight_html
 
 TEXTS = [
