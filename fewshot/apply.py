@@ -9,7 +9,6 @@ the input's columns, then `predicted_label`, `score` and a `score_<label>` colum
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,6 +193,26 @@ def _arrow_encoding(encoding: str) -> str:
     return "utf8" if encoding == "utf-8-sig" else encoding
 
 
+def label_batches(
+    labeler: Labeler,
+    embedder: Embedder,
+    path: str | Path,
+    text_column: str | None = None,
+    txt_mode: str = "lines",
+    progress: Progress | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Every row of a file, labeled, batch by batch (progress: rows done of about how many)."""
+    column, batches = read_batches(path, text_column, txt_mode)
+    total = count_rows(path) if progress is not None else 0
+    done = 0
+    for batch in batches:
+        labeled = label_frame(labeler, embedder, batch, column)
+        done += len(labeled)
+        if progress is not None:
+            progress(done, max(total, done))
+        yield labeled
+
+
 def apply_file(
     labeler: Labeler,
     embedder: Embedder,
@@ -203,18 +222,13 @@ def apply_file(
     txt_mode: str = "lines",
     progress: Progress | None = None,
 ) -> int:
-    """Label every row of a file into a CSV (output, or stdout), batch by batch; rows written."""
-    column, batches = read_batches(path, text_column, txt_mode)
-    total = count_rows(path) if progress is not None else 0
+    """Label every row of a file into a CSV (output, or stdout); rows written."""
     written = 0
     target = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     try:
-        for batch in batches:
-            labeled = label_frame(labeler, embedder, batch, column)
-            labeled.to_csv(target, index=False, header=written == 0, quoting=csv.QUOTE_MINIMAL)
+        for labeled in label_batches(labeler, embedder, path, text_column, txt_mode, progress):
+            labeled.to_csv(target, index=False, header=written == 0)
             written += len(labeled)
-            if progress is not None:
-                progress(written, max(total, written))
     finally:
         if output:
             target.close()

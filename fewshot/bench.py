@@ -33,11 +33,13 @@ from fewshot.evaluate import expected_calibration_error, macro_f1, summary
 from fewshot.labelspace import LabelSpace
 from fewshot.maps import Wmap, Zmap
 from fewshot.peers import PEER_SIZES, PEERS, check_installed, describe, use_threads
+from fewshot.portability import leave_corpus
 from fewshot.report import render_markdown, targets, write_report
 from fewshot.views import VIEWS, Embedder, zmap_vocabulary
 from fewshot.workspace import Workspace
 
 SIZES = (1, 2, 4, 8, 16, 32, 64)
+SHARED_STEPS = ("zero_shot", "few_shot", "session", "cost", "portable")
 STAND_IN_STEPS = ("zero_shot", "few_shot")
 QUICK_SIZES = (1, 8, 64)
 CHECKPOINTS = (4, 8, 16, 32, 64)  # total labels at which the simulated session is scored
@@ -346,7 +348,7 @@ def bench_dataset(
     n_fresh: int = 200,
     seed: int = 0,
     name: str = "data",
-    steps: Sequence[str] = ("zero_shot", "few_shot", "session", "cost"),
+    steps: Sequence[str] = SHARED_STEPS,
 ) -> dict:
     """Every measurement (of `steps`) on one labeled corpus; label names are the data set's own,
     untuned.
@@ -370,6 +372,7 @@ def bench_dataset(
         "few_shot": lambda: few_shot(ws, labels, gold, sizes, draws, seed),
         "session": lambda: session(ws, labels, gold, checkpoints, draws, seed),
         "cost": lambda: cost(ws, labels, gold, fresh, n_fresh, seed),
+        "portable": lambda: leave_corpus(texts, gold, labels, embedder, 8, draws, seed),
     }
     result["priors"] = [round(float(p), 4) for p in np.bincount(gold) / len(gold)]
     for step in steps:
@@ -431,9 +434,7 @@ def run(
             name=name,
             # Stand-ins check that accuracy and calibration generalize; sessions and costs are
             # the shared sets' business.
-            steps=("zero_shot", "few_shot", "session", "cost")
-            if name in SHARED
-            else STAND_IN_STEPS,
+            steps=SHARED_STEPS if name in SHARED else STAND_IN_STEPS,
         )
     if peers:
         by_dataset = peer_few_shot(

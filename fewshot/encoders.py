@@ -23,16 +23,30 @@ Progress = Callable[[int, int], None]
 _TOKEN = re.compile(r"[^\W_]+")
 
 
+def time_left(started: float, done: int, total: int) -> str:
+    """ ", about 2 min left" from the pace so far (monotonic start time); empty until it means
+    something (a few seconds in, some work done)."""
+    elapsed = time.monotonic() - started
+    if done <= 0 or done >= total or elapsed < 3:
+        return ""
+    left = elapsed / done * (total - done)
+    return f", about {left / 60:.0f} min left" if left >= 90 else f", about {left:.0f} s left"
+
+
 def print_progress(what: str, every: float = 5.0) -> Progress:
     """A Progress that prints to stderr at most every few seconds, so a long embed shows it is alive
-    (command line and benchmark) without flooding a log."""
-    last = -every
+    (command line and benchmark) without flooding a log, with the time left at its pace."""
+    last, started = -every, time.monotonic()
 
     def report(done: int, total: int) -> None:
         nonlocal last
         now = time.monotonic()
         if done == total or now - last >= every:
-            print(f"{what}: {done:,}/{total:,}", file=sys.stderr, flush=True)
+            print(
+                f"{what}: {done:,}/{total:,}{time_left(started, done, total)}",
+                file=sys.stderr,
+                flush=True,
+            )
             last = now
 
     return report

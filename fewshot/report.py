@@ -101,6 +101,13 @@ def targets(datasets: dict) -> list[dict]:
             ">=",
             -1.0,
         ),
+        (
+            "issue 13",
+            "leaving the corpus costs (points, 8/class, halves)",
+            _get(ag, "portable", "gap_points"),
+            "<=",
+            1.5,
+        ),
     ]
     out = []
     for issue, what, value, op, goal in goals:
@@ -286,6 +293,7 @@ def render_markdown(report: dict) -> str:
         )
         lines += _peer_table(data) if peers else []
         lines += _session_and_cost(data) if "session" in data else []
+        lines += _portable(data["portable"]) if "portable" in data else []
     c = report["cost"]
     lines += ["## Cost", ""]
     lines += _table(
@@ -331,6 +339,33 @@ def _session_and_cost(data: dict) -> list[str]:
         ],
     )
     return lines
+
+
+def _portable(portable: dict) -> list[str]:
+    """The labeler taught on one half, applied to the other, against that half as its corpus."""
+    lines = [
+        f"Leaving the corpus: taught on {portable['n_taught']:,} documents with "
+        f"{portable['k']} labels per class, then labeling {portable['n_new']:,} others:",
+        "",
+    ]
+    return (
+        lines
+        + _table(
+            ["", "accuracy", "macro-F1"],
+            [
+                [
+                    what,
+                    _pm(portable[key]),
+                    f"{100 * portable[key]['macro_f1']['mean']:.1f}",
+                ]
+                for what, key in (
+                    ("labeler file applied", "applied"),
+                    ("classified as its own corpus", "own_corpus"),
+                )
+            ],
+        )
+        + [f"Cost of leaving the corpus: {portable['gap_points']:.1f} points.", ""]
+    )
 
 
 def write_report(report: dict, out: Path, name: str) -> Path:

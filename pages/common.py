@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from dataclasses import dataclass
 
 import pandas as pd
@@ -19,7 +20,7 @@ from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.pages_manager import PagesManager
 
 from fewshot import FewshotError, config, demo
-from fewshot.encoders import Progress
+from fewshot.encoders import Progress, time_left
 from fewshot.labelspace import LabelSpace
 from fewshot.store import Project, list_projects, open_project
 from fewshot.views import DEFAULT_VIEW, VIEWS, Embedder
@@ -94,13 +95,15 @@ def open_demo() -> None:
 # Models and embeddings
 
 
-def _progress_bar(first: str, template: str) -> tuple[DeltaGenerator, Progress]:
+def progress_bar(first: str, template: str) -> tuple[DeltaGenerator, Progress]:
     """A progress bar showing `first` and the callback that fills it; template is formatted with
-    done and total."""
+    done and total, and the time left at the pace so far follows it."""
     bar = st.progress(0.0, text=first)
+    started = time.monotonic()
 
     def progress(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), template.format(done=done, total=total))
+        text = template.format(done=done, total=total) + time_left(started, done, total)
+        bar.progress(min(done / max(total, 1), 1.0), text)
 
     return bar, progress
 
@@ -108,7 +111,7 @@ def _progress_bar(first: str, template: str) -> tuple[DeltaGenerator, Progress]:
 @st.cache_resource(show_spinner=False)
 def embedder() -> Embedder:
     """The configured models, once per process; the first Zmap fit ever embeds its vocabulary."""
-    bar, progress = _progress_bar(
+    bar, progress = progress_bar(
         "Loading the sentence encoder and word vectors...",
         "Fitting the Zmap (once): embedding {done:,} / {total:,} words",
     )
@@ -124,7 +127,7 @@ def _workspace(project_path: str, fingerprint: str, _texts: tuple[str, ...]) -> 
     Elements drawn in here are replayed on a cache hit; the bar is emptied, so nothing shows then.
     """
     model = embedder()
-    bar, progress = _progress_bar(
+    bar, progress = progress_bar(
         "Loading the sentence encoder...", "Embedding {done:,} / {total:,} documents"
     )
     found = Workspace(list(_texts), model, progress=progress)

@@ -1,10 +1,16 @@
-"""Export: every document with its human label and scores (CSV / JSONL), the fitted maps (.npz),
-and a check for map files brought from elsewhere."""
+"""Export: every document with its human label and scores (CSV / JSONL), the labeler to take
+elsewhere and new documents labeled with it, the fitted maps (.npz), and a check for map files
+brought from elsewhere."""
+
+import tempfile
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
-from fewshot import FewshotError
+from fewshot import FewshotError, ingest
+from fewshot.apply import label_batches, read_batches
 from fewshot.export import (
     export_table,
     label_summary,
@@ -15,6 +21,8 @@ from fewshot.export import (
 )
 from fewshot.views import DEFAULT_VIEW, VIEWS
 from pages import common
+
+PREVIEW_ROWS = 200
 
 st.title("Export")
 project = common.require_project()
@@ -59,6 +67,67 @@ jsonl_button.download_button(
     icon=":material/data_object:", key="download_jsonl",
 )  # fmt: skip
 st.dataframe(common.paginate(table, "export_page"), hide_index=True, height=300)
+
+st.subheader("The labeler")
+if prediction is None:
+    st.info("With at least two labels there is a labeler to download and apply to new documents.")
+else:
+    labeler = workspace.labeler(
+        prediction, label_set=f"{project.name}:{len(project.label_history())}"
+    )
+    st.caption(
+        f"Everything needed to label new text the way this project does ({VIEWS[prediction.view]}"
+        f", {len(labels)} labels, {len(prediction.fitted_on)} human labels), without the corpus: "
+        "one .zip of JSON and NumPy arrays. On any machine with Few-Shot Labeler: "
+        "`python -m fewshot apply labeler.zip new.csv --output labeled.csv`, or "
+        "`--engine spark` for a Parquet folder."
+    )
+    st.download_button(
+        "Download the labeler", labeler.to_bytes, f"{project.name}-labeler-{prediction.view}.zip",
+        "application/zip", icon=":material/deployed_code:", key="download_labeler",
+    )  # fmt: skip
+    new = st.file_uploader(
+        "Label new documents",
+        type=[e.lstrip(".") for e in ingest.SUPPORTED] + ["parquet"],
+        key="apply_upload",
+        help="The file comes back with a predicted label and scores per row; it is not added to "
+        "the project.",
+    )
+    if new is not None:
+        folder = Path(tempfile.mkdtemp(prefix="fewshot-apply-"))
+        path = folder / Path(new.name).name
+        path.write_bytes(new.getvalue())
+        try:
+            guessed, batches = read_batches(path)
+            columns = list(next(batches).columns)
+            column = st.selectbox(
+                "Text column", columns, index=columns.index(guessed), key="apply_column",
+            ) if len(columns) > 1 else guessed  # fmt: skip
+            bar, progress = common.progress_bar(
+                "Labeling...", "Labeling {done:,} of about {total:,} rows"
+            )
+            labeled = label_batches(labeler, workspace.embedder, path, column, progress=progress)
+            done = pd.concat(list(labeled), ignore_index=True)
+            bar.empty()
+        except FewshotError as exc:
+            st.error(common.escape_markdown(str(exc)))
+        else:
+            counts = done["predicted_label"].value_counts()
+            st.success(
+                f"{common.escape_markdown(new.name)}: {len(done):,} rows labeled — "
+                + ", ".join(f"{common.escape_markdown(k)} {v:,}" for k, v in counts.items())
+            )
+            st.download_button(
+                f"Download {Path(new.name).stem}-labeled.csv", to_csv_bytes(done),
+                f"{Path(new.name).stem}-labeled.csv", "text/csv", icon=":material/table:",
+                key="download_applied",
+            )  # fmt: skip
+            st.dataframe(done.head(PREVIEW_ROWS), hide_index=True, height=250)
+            if len(done) > PREVIEW_ROWS:
+                st.caption(f"The first {PREVIEW_ROWS} of {len(done):,} rows; the CSV has them all.")
+        finally:
+            path.unlink(missing_ok=True)
+            folder.rmdir()
 
 st.subheader("Fitted maps")
 st.caption(

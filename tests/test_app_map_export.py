@@ -22,6 +22,7 @@ from streamlit.testing.v1 import AppTest
 
 from fewshot import config
 from fewshot.export import map_from_bytes, map_to_bytes
+from fewshot.labeler import Labeler
 from fewshot.maps import Wmap, Zmap
 from fewshot.store import open_project
 from tests.browser_server import CHROMIUM_FLAGS, running_app
@@ -189,6 +190,40 @@ def test_export_page_downloads_parse_back(app_data, downloads):
 
     summary = at.dataframe[0].value
     assert summary.loc["Sports", "human"] == 2 and summary["predicted"].sum() == len(TEXTS)
+
+
+def test_export_page_gives_the_labeler_and_labels_new_documents(app_data, downloads):
+    at = open_page("pages/export.py")
+    buttons = {b.proto.label: b for b in at.get("download_button")}
+    labeler = Labeler.load(downloads(buttons["Download the labeler"]))
+    assert labeler.labels.names == tuple(TOPICS) and labeler.about["human_labels"] == 3
+    assert labeler.about["label_set"].startswith(f"{app_data.name}:")
+
+    new = pd.DataFrame(
+        {
+            "ticket": [1, 2, 3, 4],
+            "body": [
+                "The goalkeeper saved a penalty in the last minute of the derby.",
+                "The bank raised interest rates and its shares climbed.",
+                "",
+                "The midfielder signed a four-year contract with the club.",
+            ],
+        }
+    )
+    at.file_uploader(key="apply_upload").upload("tickets.csv", new.to_csv(index=False).encode())
+    at.run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="apply_column").value == "body"
+    assert "4 rows labeled — Sports 2, Business 1" in at.success[0].value
+    buttons = {b.proto.label: b for b in at.get("download_button")}
+    labeled = pd.read_csv(io.BytesIO(downloads(buttons["Download tickets-labeled.csv"])))
+    assert labeled.columns.tolist()[:4] == ["ticket", "body", "predicted_label", "score"]
+    assert labeled["predicted_label"].fillna("").tolist() == ["Sports", "Business", "", "Sports"]
+    assert len(open_project(app_data.name).documents()) == len(TEXTS)  # not added to the project
+
+    at.file_uploader(key="apply_upload").upload("photo.csv", bytes(range(256)) * 4).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "looks like a binary file" in at.error[0].value
 
 
 def test_export_page_checks_uploaded_map_files(app_data, embedder):

@@ -38,6 +38,8 @@ def fractions(result) -> list[float]:
             values += [cell["mean"], cell["std"], *cell["runs"]]
             values += [*cell["macro_f1"]["runs"], *cell["ece"]["runs"]]
     values += result["session"]["suggest"].values()
+    for key in ("applied", "own_corpus"):
+        values += [*result["portable"][key]["runs"], *result["portable"][key]["macro_f1"]["runs"]]
     for cell in result["session"]["random"].values():
         values += [cell["mean"], cell["std"], *cell["runs"]]
     return values
@@ -65,6 +67,9 @@ def test_report_structure(result):
         "refit_predict_inductive_s",
     }
     assert all(v > 0 for k, v in result["cost"].items())
+    portable = result["portable"]
+    assert portable["k"] >= 1 and portable["n_taught"] + portable["n_new"] == 40
+    assert set(portable) >= {"applied", "own_corpus", "gap_points"}
     json.dumps(result)  # JSON-ready: plain numbers and strings only
 
 
@@ -76,7 +81,7 @@ def test_accuracies_are_fractions(result):
 
 def test_targets_and_markdown(result):
     goals = targets({"ag_news": result})
-    assert {g["issue"] for g in goals} == {"now", "issue 4", "issue 12"}
+    assert {g["issue"] for g in goals} == {"now", "issue 4", "issue 12", "issue 13"}
     assert all((g["met"] is None) == (g["value"] is None) for g in goals)
     measured = {g["what"] for g in goals if g["value"] is not None}
     assert measured == {
@@ -85,6 +90,7 @@ def test_targets_and_markdown(result):
         "refit + re-predict all docs, s",
         "worst zero-shot calibration error, all sets",
         "worst do-no-harm (macro-F1 points, 0-16/class)",
+        "leaving the corpus costs (points, 8/class, halves)",
     }  # no 8 or 64 per class in this run
     report = {
         "command": "python -m fewshot.bench --test",
@@ -107,4 +113,5 @@ def test_targets_and_markdown(result):
     assert "## ag_news: 40 documents, 4 classes" in text
     assert "| ag_news | 40 / 4 | 25.0 |" in text  # the results-by-set row
     assert "Checks (zero-shot, macro-F1 %): clustering" in text
+    assert "| labeler file applied |" in text and "Cost of leaving the corpus" in text
     assert all(title in text for title in METHODS.values())

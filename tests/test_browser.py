@@ -6,8 +6,13 @@ the labels are still there. On the demo, label with the number keys alone, press
 apart (one label, on the document that was on screen) and undo with Backspace.
 """
 
+import io
+import os
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -125,6 +130,13 @@ def test_upload_label_export_restart(tmp_path, ag_sample):
             page.get_by_role("link", name="Export").click()
             page.get_by_text("Documents, labels and scores").wait_for()
             exported = pd.read_csv(_download(page, "Download CSV"))
+            # The labeler goes home with the user, and labels new rows on the page.
+            labeler = shutil.copy(_download(page, "Download the labeler"), tmp_path / "lab.zip")
+            new = tmp_path / "new.csv"
+            ag_sample.iloc[12:20][["text"]].to_csv(new, index=False)
+            page.locator(".st-key-apply_upload input[type=file]").set_input_files(str(new))
+            expect(page.get_by_text("8 rows labeled")).to_be_visible()
+            on_page = pd.read_csv(_download(page, "Download new-labeled.csv"))
             page.screenshot(path=str(tmp_path / "export.png"), full_page=True)
 
         assert len(exported) == 12
@@ -132,6 +144,16 @@ def test_upload_label_export_restart(tmp_path, ag_sample):
         assert (exported["human_label"] == "Sports").sum() == 2
         assert exported["predicted_label"].isin(["World", "Sports", "Business", HOSTILE]).all()
         assert not dialogs  # the label's script never ran: it was shown as text
+        # The downloaded labeler, applied from the command line, labels them as the page did.
+        applied = subprocess.run(
+            [sys.executable, "-m", "fewshot", "apply", labeler, new],
+            cwd=Path(__file__).resolve().parents[1],
+            env={**os.environ, "FEWSHOT_DATA_DIR": str(data_dir)},
+            capture_output=True, text=True, timeout=300, check=True,
+        )  # fmt: skip
+        by_cli = pd.read_csv(io.StringIO(applied.stdout))
+        assert by_cli["predicted_label"].tolist() == on_page["predicted_label"].tolist()
+        assert len(on_page) == 8 and on_page["predicted_label"].notna().all()
 
         with running_app(data_dir) as url:  # the old server was killed; a new one finds every label
             _open(page, url)
