@@ -3,11 +3,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.spark-installed
 
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: run test bench bench-setfit lint browser
+.PHONY: run test bench bench-setfit lint browser java
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +23,17 @@ run: $(STAMP)
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) browser
+# The Spark engine (fewshot.spark, tests/test_spark.py): pyspark in .venv, for the tests only,
+# so `make run` never needs it; Java from Debian like chromium (slim images lack the man folder
+# its post-install links into).
+$(SPARK_STAMP): $(STAMP) requirements-spark.txt
+	$(BIN)/pip install --quiet -r requirements-spark.txt
+	touch $(SPARK_STAMP)
+
+java:
+	@command -v java >/dev/null || { mkdir -p /usr/share/man/man1 && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
+
+test: $(STAMP) $(SPARK_STAMP) browser java
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

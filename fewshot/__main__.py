@@ -123,13 +123,14 @@ def apply(args: argparse.Namespace) -> None:
         return
     if args.master:
         raise FewshotError("--master is for --engine spark")
-    if args.output and not args.output.parent.is_dir():
-        raise FewshotError(f"Output folder not found: {args.output.parent}")
+    output = Path(args.output) if args.output else None
+    if output and not output.parent.is_dir():
+        raise FewshotError(f"Output folder not found: {output.parent}")
     embedder = embedder_for(labeler, progress=print_progress("Zmap vocabulary (once)"))
     names = ", ".join(labeler.labels.names)
     print(f"labeler: {len(labeler.labels)} labels ({names}), view {labeler.view}", file=sys.stderr)
     rows = apply_file(
-        labeler, embedder, args.input, args.output, args.text_column, args.txt_mode,
+        labeler, embedder, Path(args.input), output, args.text_column, args.txt_mode,
         progress=print_progress("labeling"),
     )  # fmt: skip
     print(f"wrote {rows:,} rows to {args.output or 'stdout'}", file=sys.stderr)
@@ -180,18 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
         "score and a score_<label> column per label.",
     )
     sub.add_argument("labeler", type=Path, metavar="LAB.zip")
-    sub.add_argument(
-        "input", type=Path, metavar="INPUT", help=".txt, .csv, .tsv, .jsonl, .json or Parquet"
-    )
+    # Strings, not Paths: Spark reads URLs (s3a://bucket/...), which a Path would fold.
+    sub.add_argument("input", metavar="INPUT", help=".txt, .csv, .tsv, .jsonl, .json or Parquet")
     sub.add_argument("--text-column", help="column holding the text (default: guessed)")
     sub.add_argument(
         "--txt-mode", choices=TXT_MODES, default="lines", help=".txt: a document per line or file"
     )
     sub.add_argument(
-        "--output",
-        type=Path,
-        metavar="OUT",
-        help="CSV (default: stdout); a Parquet folder for Spark",
+        "--output", metavar="OUT", help="CSV (default: stdout); a Parquet folder or URL for Spark"
     )
     sub.add_argument("--engine", choices=("local", "spark"), default="local")
     sub.add_argument("--master", metavar="URL", help="Spark master (default: a local session)")

@@ -37,9 +37,9 @@ _SAMPLE = 1 << 20  # bytes read to tell the encoding and refuse binary files
 
 
 def embedder_for(labeler: Labeler, progress: Progress | None = None) -> Embedder:
-    """The configured models, checked against the labeler's; documents are not cached (data
-    labeled once would fill the cache)."""
-    embedder = Embedder.default(progress=progress, cache=False)
+    """The configured models of the labeler's view (`Embedder.for_view`), checked against the
+    ones it was taught with."""
+    embedder = Embedder.for_view(labeler.view, progress=progress)
     labeler.check(embedder.identity(labeler.view))
     return embedder
 

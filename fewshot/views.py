@@ -7,6 +7,7 @@ so every view is classified by the same `FewShotClassifier`.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ def fit_zmap(
     y = np.stack([words.kv[w] for w in vocab])
     zmap = Zmap(alpha).fit(x, y)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # workers may fit side by side
     zmap.save(tmp)
     tmp.replace(path)
     return zmap
@@ -69,23 +70,34 @@ def fit_zmap(
 
 @dataclass
 class Embedder:
-    """Embeds documents and labels in every view; sentence embeddings go through the cache."""
+    """Embeds documents and labels in every view; sentence embeddings go through the cache.
+
+    `for_view` makes one for a single view, without the models it does not need (None).
+    """
 
     sentence: SentenceEncoder
-    words: WordVectors
-    zmap: Zmap
+    words: WordVectors | None
+    zmap: Zmap | None
 
     @classmethod
-    def default(cls, progress: Progress | None = None, cache: bool = True) -> Embedder:
+    def default(cls, progress: Progress | None = None) -> Embedder:
         """The configured models with the on-disk cache: one recipe for the command line and bench.
 
         progress reports the one-time embedding of the Zmap vocabulary, the only slow part.
-        cache False: documents are embedded afresh and not stored (applying a labeler to new
-        data, seen once: ten million cached vectors would be 15 GB of disk).
         """
-        sentence = SentenceEncoder(cache=EmbeddingCache() if cache else None)
+        sentence = SentenceEncoder(cache=EmbeddingCache())
         words = load_word_vectors()
         return cls(sentence, words, fit_zmap(sentence, words, progress=progress))
+
+    @classmethod
+    def for_view(cls, view: str, progress: Progress | None = None) -> Embedder:
+        """What labeling new documents in one view needs, uncached (data labeled once would
+        fill the cache): no word vectors or Zmap for Sentence-BERT, whose load would cost every
+        Spark worker time and memory."""
+        sentence = SentenceEncoder(cache=None)
+        words = load_word_vectors() if view in ("words", "zmap") else None
+        zmap = fit_zmap(sentence, words, progress=progress) if view == "zmap" else None
+        return cls(sentence, words, zmap)
 
     def documents(
         self, texts: Sequence[str], progress: Progress | None = None
@@ -103,14 +115,12 @@ class Embedder:
     def identity(self, view: str) -> dict[str, str]:
         """The models a view's vectors depend on, by fingerprint: a labeler taught in one view
         applies only where the same models embed."""
-        sentence = {"sentence": self.sentence.name}
-        words = {"words": self.words.name}
         if view == "sbert":
-            return sentence
+            return {"sentence": self.sentence.name}
         if view == "words":
-            return words
+            return {"words": self.words.name}
         digest = hashlib.blake2b(self.zmap.coef_.tobytes(), digest_size=8).hexdigest()
-        return {**sentence, **words, "zmap": digest}
+        return {"sentence": self.sentence.name, "words": self.words.name, "zmap": digest}
 
     def from_sentence(self, sbert: np.ndarray, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """All views from already computed sentence embeddings (word vectors are cheap)."""
