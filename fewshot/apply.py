@@ -49,9 +49,8 @@ def label_frame(
 ) -> pd.DataFrame:
     """The frame's columns (earlier label columns dropped), then the labeler's. A repeated text
     is embedded once; an empty one gets empty label cells."""
-    texts = [
-        v.strip()[:MAX_DOC_CHARS] if isinstance(v, str) else "" for v in frame[column].tolist()
-    ]
+    # As strings: a column of numbers (read as such from CSV or Parquet) is text too.
+    texts = frame[column].astype("string").fillna("").str.strip().str[:MAX_DOC_CHARS].tolist()
     distinct = list(dict.fromkeys(t for t in texts if t))
     if distinct:
         proba = labeler.predict_proba(embedder.view(distinct, labeler.view), distinct)
