@@ -24,6 +24,22 @@ from pages import common
 
 PREVIEW_ROWS = 200
 
+
+def with_upload(upload, action):  # noqa: ANN001, ANN201 - an UploadedFile; whatever action returns
+    """action(path) on the upload written to a temporary file under its own name (the readers
+    stream from disk and tell the type by the suffix); the file is gone afterwards."""
+    with tempfile.TemporaryDirectory(prefix="fewshot-apply-") as folder:
+        path = Path(folder) / Path(upload.name).name
+        path.write_bytes(upload.getvalue())
+        return action(path)
+
+
+def columns_of(path: Path) -> tuple[str, list[str]]:
+    """The guessed text column and every column, from the file's first batch."""
+    guessed, batches = read_batches(path)
+    return guessed, list(next(batches).columns)
+
+
 st.title("Export")
 project = common.require_project()
 corpus, workspace = common.require_corpus(project)
@@ -38,9 +54,8 @@ else:
         "Predictions from", list(VIEWS), format_func=VIEWS.get, horizontal=True,
         key="export_view", index=list(VIEWS).index(DEFAULT_VIEW),
     )  # fmt: skip
-    prediction = common.Current(
-        project, workspace, labels, common.human_labels(project, labels), corpus
-    ).predict(view)
+    human = common.human_labels(project, labels)
+    prediction = common.Current(project, workspace, labels, human, corpus).predict(view)
 
 table = export_table(project.documents(), project.annotations(), prediction)
 
@@ -94,21 +109,31 @@ else:
         "the project.",
     )
     if new is not None:
-        folder = Path(tempfile.mkdtemp(prefix="fewshot-apply-"))
-        path = folder / Path(new.name).name
-        path.write_bytes(new.getvalue())
+        # Kept for the session per file, text column and fit: a rerun (a download click, another
+        # widget) must not read and label the file again.
+        memo = st.session_state.get("applied")
+        if memo is None or memo["file"] != new.file_id:
+            memo = st.session_state["applied"] = {"file": new.file_id, "columns": None, "done": {}}
         try:
-            guessed, batches = read_batches(path)
-            columns = list(next(batches).columns)
+            if memo["columns"] is None:
+                memo["columns"] = with_upload(new, columns_of)
+            guessed, columns = memo["columns"]
             column = st.selectbox(
                 "Text column", columns, index=columns.index(guessed), key="apply_column",
             ) if len(columns) > 1 else guessed  # fmt: skip
-            bar, progress = common.progress_bar(
-                "Labeling...", "Labeling {done:,} of about {total:,} rows"
-            )
-            labeled = label_batches(labeler, workspace.embedder, path, column, progress=progress)
-            done = pd.concat(list(labeled), ignore_index=True)
-            bar.empty()
+            fit = (column, view, labels, tuple(sorted(human.items())))
+            if fit not in memo["done"]:
+                bar, progress = common.progress_bar(
+                    "Labeling...", "Labeling {done:,} of about {total:,} rows"
+                )
+                memo["done"] = {
+                    fit: with_upload(new, lambda path: pd.concat(
+                        list(label_batches(labeler, workspace.embedder, path, column,
+                                           progress=progress)), ignore_index=True,
+                    ))
+                }  # fmt: skip
+                bar.empty()
+            done = memo["done"][fit]
         except FewshotError as exc:
             st.error(common.escape_markdown(str(exc)))
         else:
@@ -118,16 +143,13 @@ else:
                 + ", ".join(f"{common.escape_markdown(k)} {v:,}" for k, v in counts.items())
             )
             st.download_button(
-                f"Download {Path(new.name).stem}-labeled.csv", to_csv_bytes(done),
+                f"Download {Path(new.name).stem}-labeled.csv", lambda: to_csv_bytes(done),
                 f"{Path(new.name).stem}-labeled.csv", "text/csv", icon=":material/table:",
                 key="download_applied",
             )  # fmt: skip
             st.dataframe(done.head(PREVIEW_ROWS), hide_index=True, height=250)
             if len(done) > PREVIEW_ROWS:
                 st.caption(f"The first {PREVIEW_ROWS} of {len(done):,} rows; the CSV has them all.")
-        finally:
-            path.unlink(missing_ok=True)
-            folder.rmdir()
 
 st.subheader("Fitted maps")
 st.caption(
