@@ -21,7 +21,7 @@ import pyarrow.dataset as pa_dataset
 import pyarrow.json as pa_json
 
 from fewshot import FewshotError
-from fewshot.encoders import Progress
+from fewshot.encoders import Progress, backend_of
 from fewshot.ingest import (
     MAX_DOC_CHARS,
     guess_text_column,
@@ -36,10 +36,15 @@ BATCH_ROWS = 512  # rows embedded at once: a few MB of vectors whatever the inpu
 _SAMPLE = 1 << 20  # bytes read to tell the encoding and refuse binary files
 
 
-def embedder_for(labeler: Labeler, progress: Progress | None = None) -> Embedder:
+def embedder_for(
+    labeler: Labeler, threads: int | None = None, progress: Progress | None = None
+) -> Embedder:
     """The configured models of the labeler's view (`Embedder.for_view`), checked against the
-    ones it was taught with."""
-    embedder = Embedder.for_view(labeler.view, progress=progress)
+    ones it was taught with; the sentence encoder's backend is the one it was taught with, so a
+    labeler keeps working whatever FEWSHOT_ENCODER says."""
+    taught = labeler.encoders.get("sentence")
+    backend = backend_of(taught) if taught else None
+    embedder = Embedder.for_view(labeler.view, backend, threads, progress)
     labeler.check(embedder.identity(labeler.view))
     return embedder
 

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from fewshot import FewshotError
-from fewshot.graph import cached, homophily, locate, neighbour_graph, propagate, row_index
+from fewshot.graph import (
+    MAX_NEIGHBOURS,
+    cached,
+    homophily,
+    locate,
+    neighbour_graph,
+    propagate,
+    row_index,
+)
 from fewshot.maps import Wmap
 from fewshot.numeric import cohen_kappa, fingerprint, normalize, one_blas_thread, softmax
 from fewshot.predictor import CosineModel, DiscriminantModel, EmbeddingModel
@@ -371,7 +379,7 @@ class FewShotClassifier:
     ) -> np.ndarray:
         """Label spreading over the corpus graph, as much as neighbours agree (see the class)."""
         n = len(unit)
-        k = self.n_neighbors or int(np.clip(n // (8 * self.n_classes), 3, 10))
+        k = self.n_neighbors or int(np.clip(n // (8 * self.n_classes), 3, MAX_NEIGHBOURS))
         if self.smoothing is False or self.smoothing is None or n <= 2 * k:
             return proba
         graph = self.neighbours_ = neighbour_graph(unit, k, key)

@@ -105,6 +105,11 @@ class EmbeddingCache:
             db.executemany("INSERT OR REPLACE INTO embedding VALUES (?, ?, ?)", rows)
 
 
+def backend_of(name: str) -> str:
+    """The backend a SentenceEncoder's name (its cache key) says computed the vectors."""
+    return name.rpartition("+")[2] if "+" in name else "torch"
+
+
 def _model_fingerprint(path: Path) -> str:
     """Cache key for a model directory: its name plus file sizes, stable across install paths."""
     parts = sorted(
@@ -115,13 +120,22 @@ def _model_fingerprint(path: Path) -> str:
 
 
 class SentenceEncoder:
-    """A sentence-transformers model with the embedding cache in front; vectors are unit length."""
+    """A sentence-transformers model with the embedding cache in front; vectors are unit length.
+
+    backend (default: FEWSHOT_ENCODER) is what computes them: torch, or an ONNX export of the
+    same model (`fewshot.onnx_encoder`). Their vectors differ a little, so a non-torch backend is
+    part of the cache key; the torch key stays the bare model fingerprint. threads: what the
+    backend computes on (default: every CPU this process may use); torch's setting is the
+    process's, so it is set when the torch model loads.
+    """
 
     def __init__(
         self,
         model: str | Path | None = None,
         cache: EmbeddingCache | None = None,
         batch_size: int = 64,
+        backend: str | None = None,
+        threads: int | None = None,
     ) -> None:
         self.model_path = str(model or config.sentence_model())
         path = Path(self.model_path).expanduser()
@@ -130,9 +144,22 @@ class SentenceEncoder:
                 f"Sentence model not found: '{self.model_path}' is not a directory. Point "
                 "FEWSHOT_SENTENCE_MODEL at a sentence-transformers model folder on this machine."
             )
-        self.name = _model_fingerprint(path)
+        self.backend = backend or config.encoder_backend()
+        if self.backend not in config.ENCODER_BACKENDS:
+            raise FewshotError(
+                f"Unknown encoder backend '{self.backend}': one of "
+                f"{', '.join(config.ENCODER_BACKENDS)}."
+            )
+        fingerprint = _model_fingerprint(path)
+        self.name = fingerprint if self.backend == "torch" else f"{fingerprint}+{self.backend}"
+        self._onnx = None
+        if self.backend != "torch":
+            from fewshot.onnx_encoder import OnnxEncoder
+
+            self._onnx = OnnxEncoder(path, fingerprint, self.backend, threads)
         self.cache = cache
         self.batch_size = batch_size
+        self.threads = threads
         self._model = None
         self._load_lock = threading.Lock()
 
@@ -140,7 +167,11 @@ class SentenceEncoder:
     def model(self):  # noqa: ANN201 - a SentenceTransformer, imported lazily (torch is slow to import)
         with self._load_lock:
             if self._model is None:
+                import torch
                 from sentence_transformers import SentenceTransformer
+
+                if self.threads:
+                    torch.set_num_threads(self.threads)
 
                 try:
                     self._model = SentenceTransformer(self.model_path, device="cpu")
@@ -152,7 +183,28 @@ class SentenceEncoder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_embedding_dimension())
+        return self._onnx.dim if self._onnx else int(self.model.get_embedding_dimension())
+
+    def load(self) -> SentenceEncoder:
+        """Load the backend's model now (exporting it on first use) rather than at the first
+        new text."""
+        if self._onnx:
+            self._onnx.load()
+        else:
+            self.model  # noqa: B018 - the property loads it
+        return self
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit-length float32 rows from the backend, uncached."""
+        if self._onnx:
+            return self._onnx.encode(texts, batch_size=self.batch_size)
+        return self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        ).astype(np.float32)
 
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """Embed texts (cached); progress(done, total) is called after every batch.
@@ -183,16 +235,13 @@ class SentenceEncoder:
         if progress:
             progress(done, total)
         todo = np.flatnonzero(~found)
+        # Longest first, as sentence-transformers orders one call's input: each chunk then pads to
+        # texts of about its own length (in input order, a chunk pads to its longest outlier).
+        todo = todo[np.argsort([-len(str(texts[i])) for i in first[todo]], kind="stable")]
         step = self.batch_size * 4
         for start in range(0, len(todo), step):
             batch = todo[start : start + step]
-            vectors = self.model.encode(
-                [str(texts[i]) for i in first[batch]],
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            ).astype(np.float32)
+            vectors = self.embed([str(texts[i]) for i in first[batch]])
             if matrix is None:
                 matrix = np.empty((len(hashes), vectors.shape[1]), dtype=np.float32)
             matrix[batch] = vectors

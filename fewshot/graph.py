@@ -15,8 +15,10 @@ from collections.abc import Callable
 import numpy as np
 
 from fewshot.numeric import cohen_kappa, fingerprint, normalize
+from fewshot.stored import stored
 
 EXACT_GRAPH_LIMIT = 20_000
+MAX_NEIGHBOURS = 10  # per document; fewer on a small corpus of many labels
 _BLOCK = 1024
 _CACHE: OrderedDict[tuple, object] = OrderedDict()  # per corpus: neighbour graph, row index, ...
 _CACHE_KEPT = 12
@@ -91,8 +93,14 @@ def _approximate_graph(unit: np.ndarray, k: int, probe: int = 32, rounds: int = 
 
 
 def neighbour_graph(unit: np.ndarray, k: int, key: tuple | None = None) -> np.ndarray:
-    """(n, k) indices of each row's nearest other rows by cosine (rows are unit vectors); cached."""
-    return cached((key or fingerprint(unit), "graph", k), lambda: _graph(unit, k))
+    """(n, k) indices of each row's nearest other rows by cosine (rows are unit vectors); cached
+    in memory and on disk (`fewshot.stored`), so a restarted app reads it back."""
+    key = key or fingerprint(unit)
+
+    def compute() -> np.ndarray:
+        return stored(key, f"graph{k}", lambda: {"graph": _graph(unit, k)})["graph"]
+
+    return cached((key, "graph", k), compute)
 
 
 def _graph(unit: np.ndarray, k: int) -> np.ndarray:

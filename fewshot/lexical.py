@@ -79,6 +79,30 @@ class TermSpace:
             idf[part] = vectorizer.idf_.astype(np.float32)
         return terms, idf
 
+    def to_arrays(self, matrix: sparse.csr_matrix) -> dict[str, np.ndarray]:
+        """The fitted space and its corpus's matrix as plain arrays, for `fewshot.stored`."""
+        terms, idf = self.state()
+        arrays = {
+            "shape": np.array(matrix.shape),
+            "data": matrix.data,
+            "indices": matrix.indices,
+            "indptr": matrix.indptr,
+        }
+        for part, words in terms.items():  # no term holds a newline: both analyzers split on it
+            arrays[f"terms/{part}"] = np.frombuffer("\n".join(words).encode(), dtype=np.uint8)
+            arrays[f"idf/{part}"] = idf[part]
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> tuple[TermSpace, sparse.csr_matrix]:
+        parts = [part for part in TERM_PARTS if f"terms/{part}" in arrays]
+        space = cls.from_state(
+            {part: bytes(arrays[f"terms/{part}"]).decode().split("\n") for part in parts},
+            {part: arrays[f"idf/{part}"] for part in parts},
+        )
+        matrix = (arrays["data"], arrays["indices"], arrays["indptr"])
+        return space, sparse.csr_matrix(matrix, shape=tuple(arrays["shape"]))
+
     @classmethod
     def from_state(cls, terms: dict[str, list[str]], idf: dict[str, np.ndarray]) -> TermSpace:
         space = cls()

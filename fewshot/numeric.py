@@ -1,12 +1,13 @@
-"""Small numeric helpers every model shares: unit rows, softmax, agreement, array identity, and
-one BLAS thread for the many small matrix products of a fit."""
+"""Small numeric helpers every model shares: unit rows, softmax, agreement, array and corpus identity, the
+CPUs at hand, and one BLAS thread for the many small matrix products of a fit."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -36,6 +37,13 @@ def cohen_kappa(a: np.ndarray, b: np.ndarray, n_classes: int) -> float:
 # The corpus graph: every document's nearest neighbours by cosine. It depends on the corpus only,
 # not on the labels, so it is computed once per corpus and reused by every refit (a small cache keyed
 
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity): under `taskset` two benchmarks can share a
+    machine, one core each, without their threads fighting over both."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 _BLAS_LOCK = threading.Lock()
 _BLAS_USERS = 0
 _BLAS_LIMIT: threadpool_limits | None = None
@@ -61,6 +69,12 @@ def one_blas_thread() -> Iterator[None]:
             if _BLAS_USERS == 0 and _BLAS_LIMIT is not None:
                 _BLAS_LIMIT.restore_original_limits()
                 _BLAS_LIMIT = None
+
+
+def text_fingerprint(texts: Sequence[str]) -> str:
+    """Identity of a corpus's texts, in order: what is cached per corpus is keyed by it."""
+    joined = "\0".join(texts).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(joined, digest_size=16).hexdigest()
 
 
 def fingerprint(x: np.ndarray) -> tuple:

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from torch import get_num_threads
 
 from fewshot import FewshotError, config
 from fewshot.apply import apply_file, embedder_for
-from fewshot.bench import RESULTS_DIR, usable_cpus
+from fewshot.bench import RESULTS_DIR
 from fewshot.labeler import Labeler
 from fewshot.labelspace import LabelSpace
+from fewshot.numeric import usable_cpus
 from fewshot.report import _table
 from fewshot.views import Embedder
 from fewshot.workspace import Workspace
@@ -114,10 +114,11 @@ def measure_apply(n_docs: int, labeler_path: Path) -> dict:
     docs = write_parts(corpus(n_docs), work / "input")
     started = time.perf_counter()
     labeler = Labeler.load(labeler_path)
-    local_rows = apply_file(labeler, embedder_for(labeler), docs, work / "local.csv")
+    embedder = embedder_for(labeler)
+    local_rows = apply_file(labeler, embedder, docs, work / "local.csv")
     local_s = time.perf_counter() - started
     local_rss = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    local_threads = get_num_threads()
+    local_threads = embedder.sentence.threads or usable_cpus()
     print(f"local: {local_rows:,} rows in {local_s:.1f} s", file=sys.stderr)
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -158,7 +159,8 @@ def measure_apply(n_docs: int, labeler_path: Path) -> dict:
             "rows": local_rows,
             "wall_s": round(local_s, 1),
             "docs_per_s": round(local_rows / local_s, 1),
-            "torch_threads": local_threads,
+            "encoder": embedder.sentence.backend,
+            "encoder_threads": local_threads,
             "peak_rss_mb": local_rss,
         },
         "spark": {
@@ -196,10 +198,10 @@ def render(report: dict) -> str:
         ["engine", "wall s", "docs/s", "docs/s per core", "peak RSS MB"],
         [
             [
-                f"local apply_file ({local['torch_threads']} torch threads)",
+                f"local apply_file ({local['encoder']}, {local['encoder_threads']} threads)",
                 local["wall_s"],
                 local["docs_per_s"],
-                round(local["docs_per_s"] / local["torch_threads"], 1),
+                round(local["docs_per_s"] / local["encoder_threads"], 1),
                 local["peak_rss_mb"],
             ],
             [

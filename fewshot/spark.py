@@ -192,21 +192,19 @@ def _spread(spark: SparkSession, df: DataFrame) -> DataFrame:
 
 
 @functools.cache
-def _model(file_name: str) -> tuple[Labeler, Embedder]:
+def _model(file_name: str, cpus: int) -> tuple[Labeler, Embedder]:
     """Per Python worker, once per labeler file: Spark reuses workers between tasks."""
     labeler = Labeler.load(SparkFiles.get(file_name))
-    return labeler, embedder_for(labeler)
+    return labeler, embedder_for(labeler, threads=cpus)
 
 
 def _label_batches(
     file_name: str, column: str, cpus: int, rows: int, batches: Iterator[pd.DataFrame]
 ) -> Iterator[pd.DataFrame]:
-    """mapInPandas' function: Arrow batches (10,000 rows by default) re-cut to `rows`, torch
-    on the task's cores only, so tasks side by side do not fight over threads."""
-    import torch  # here: the driver never needs it
-
-    torch.set_num_threads(cpus)
-    labeler, embedder = _model(file_name)
+    """mapInPandas' function: Arrow batches (10,000 rows by default) re-cut to `rows`, the
+    encoder (torch or OpenVINO) on the task's cores only, so tasks side by side do not fight
+    over threads."""
+    labeler, embedder = _model(file_name, cpus)
     for batch in batches:
         for start in range(0, len(batch), rows):
             yield label_frame(labeler, embedder, batch.iloc[start : start + rows], column)

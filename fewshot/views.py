@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,27 +91,29 @@ class Embedder:
         return cls(sentence, words, fit_zmap(sentence, words, progress=progress))
 
     @classmethod
-    def for_view(cls, view: str, progress: Progress | None = None) -> Embedder:
+    def for_view(
+        cls,
+        view: str,
+        backend: str | None = None,
+        threads: int | None = None,
+        progress: Progress | None = None,
+    ) -> Embedder:
         """What labeling new documents in one view needs, uncached (data labeled once would
         fill the cache): no word vectors or Zmap for Sentence-BERT, whose load would cost every
-        Spark worker time and memory."""
-        sentence = SentenceEncoder(cache=None)
+        Spark worker time and memory. backend and threads: the sentence encoder's."""
+        sentence = SentenceEncoder(cache=None, backend=backend, threads=threads)
         words = load_word_vectors() if view in ("words", "zmap") else None
         zmap = fit_zmap(sentence, words, progress=progress) if view == "zmap" else None
         return cls(sentence, words, zmap)
 
-    def documents(
-        self, texts: Sequence[str], progress: Progress | None = None
-    ) -> dict[str, np.ndarray]:
-        sbert = self.sentence.encode(texts, progress=progress)
-        return self.from_sentence(sbert, texts)
+    def documents(self, texts: Sequence[str], progress: Progress | None = None) -> DocumentViews:
+        """A corpus in every view; the sentence embeddings now, with progress."""
+        return DocumentViews(self, texts, self.sentence.encode(texts, progress=progress))
 
     def view(self, texts: Sequence[str], view: str, progress: Progress | None = None) -> np.ndarray:
         """Documents in one view only, computing no other."""
-        if view == "words":
-            return self.words.encode(texts)
-        sbert = self.sentence.encode(texts, progress=progress)
-        return sbert if view == "sbert" else normalize(self.zmap.transform(sbert))
+        sbert = None if view == "words" else self.sentence.encode(texts, progress=progress)
+        return self.from_sentence(sbert, texts, view)
 
     def identity(self, view: str) -> dict[str, str]:
         """The models a view's vectors depend on, by fingerprint: a labeler taught in one view
@@ -122,22 +125,25 @@ class Embedder:
         digest = hashlib.blake2b(self.zmap.coef_.tobytes(), digest_size=8).hexdigest()
         return {"sentence": self.sentence.name, "words": self.words.name, "zmap": digest}
 
-    def from_sentence(self, sbert: np.ndarray, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """All views from already computed sentence embeddings (word vectors are cheap)."""
-        return {
-            "sbert": sbert,
-            "words": self.words.encode(texts),
-            "zmap": normalize(self.zmap.transform(sbert)),
-        }
+    def from_sentence(
+        self, sbert: np.ndarray | None, texts: Sequence[str], view: str
+    ) -> np.ndarray:
+        """One view from already computed sentence embeddings (the words view needs none)."""
+        if view == "sbert":
+            return sbert
+        if view == "words":
+            return self.words.encode(texts)
+        return normalize(self.zmap.transform(sbert))
 
     def labels(self, space: LabelSpace) -> dict[str, np.ndarray]:
         """Per view, one unit vector per label: the mean over its prompts (name, templates, note)."""
         prompts = space.prompts()
         flat = [p for group in prompts for p in group]
         owner = np.repeat(np.arange(len(prompts)), [len(g) for g in prompts])
-        views = self.from_sentence(self.sentence.encode(flat), flat)
+        sbert = self.sentence.encode(flat)
         out = {}
-        for view, vectors in views.items():
+        for view in VIEWS:
+            vectors = self.from_sentence(sbert, flat, view)
             sums = np.zeros((len(prompts), vectors.shape[1]), dtype=np.float32)
             np.add.at(sums, owner, vectors)
             out[view] = normalize(sums)
@@ -151,3 +157,29 @@ class Embedder:
             if missing:
                 unknown[name] = missing
         return unknown
+
+
+class DocumentViews(Mapping):
+    """A corpus in every view, as a read-only mapping: Sentence-BERT at once, the two word-vector
+    views the first time they are read. At 100,000 documents the words view is seconds of
+    Python that a page showing the default view only need not wait for."""
+
+    def __init__(self, embedder: Embedder, texts: Sequence[str], sbert: np.ndarray) -> None:
+        self._embedder, self._texts = embedder, texts
+        self._views = {"sbert": sbert}
+        self._lock = threading.Lock()  # the app shares a workspace between sessions (threads)
+
+    def __getitem__(self, view: str) -> np.ndarray:
+        if view not in VIEWS:
+            raise KeyError(view)
+        with self._lock:
+            if view not in self._views:
+                sbert = self._views["sbert"]
+                self._views[view] = self._embedder.from_sentence(sbert, self._texts, view)
+        return self._views[view]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(VIEWS)
+
+    def __len__(self) -> int:
+        return len(VIEWS)

@@ -7,10 +7,10 @@ anything that depends on labels is refit on every run, since that takes well und
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pandas as pd
@@ -22,6 +22,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from fewshot import FewshotError, config, demo
 from fewshot.encoders import Progress, time_left
 from fewshot.labelspace import LabelSpace
+from fewshot.numeric import text_fingerprint
 from fewshot.store import Project, list_projects, open_project
 from fewshot.views import DEFAULT_VIEW, VIEWS, Embedder
 from fewshot.workspace import Prediction, Workspace
@@ -131,13 +132,10 @@ def _workspace(project_path: str, fingerprint: str, _texts: tuple[str, ...]) -> 
         "Loading the sentence encoder...", "Embedding {done:,} / {total:,} documents"
     )
     found = Workspace(list(_texts), model, progress=progress)
+    bar.progress(1.0, "Indexing the corpus (once): its word n-grams and nearest neighbours...")
+    found.prepare()
     bar.empty()
     return found
-
-
-def _fingerprint(texts: tuple[str, ...]) -> str:
-    joined = "\0".join(texts).encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(joined, digest_size=16).hexdigest()
 
 
 def _corpus(project: Project) -> tuple[str, Workspace] | None:
@@ -146,7 +144,7 @@ def _corpus(project: Project) -> tuple[str, Workspace] | None:
     texts = tuple(project.texts())
     if not texts:
         return None
-    fingerprint = _fingerprint(texts)
+    fingerprint = text_fingerprint(texts)
     return fingerprint, _workspace(str(project.path), fingerprint, texts)
 
 
@@ -228,24 +226,38 @@ class Current:
             return memo[1][view]
         return self.predict(view)
 
-    def cross_validated_accuracy(self) -> float | None:
-        """Workspace.cross_validated_accuracy, kept for the session until the labels change: it
-        refits several times (seconds on a large corpus), and most reruns change no label."""
+    def cross_validation(self) -> Future:
+        """Workspace.cross_validated_accuracy (None below 4 labels) as a future, run in the
+        background: it refits several times (seconds on a large corpus) and must not hold up the
+        next document. Kept for the session until the labels change; one job at a time per
+        process, and a job queued for labels that have since changed is dropped."""
         fitted = self.predict().cross_validated_accuracy  # computed by the fit's calibration
-        if fitted is not None:
-            return fitted
         key = (self.workspace, self.labels, tuple(sorted(self.human.items())))
         memo = st.session_state.get("accuracy")
-        if memo is None or memo[0] != key:
-            memo = (key, self.workspace.cross_validated_accuracy(self.labels, self.human))
-            st.session_state["accuracy"] = memo
-        return memo[1]
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        if memo is not None:
+            memo[1].cancel()  # no effect once running
+        if fitted is not None or len(self.human) < 4:
+            job: Future = Future()
+            job.set_result(fitted)
+        else:
+            labels, human = self.labels, dict(self.human)
+            job = _background().submit(self.workspace.cross_validated_accuracy, labels, human)
+        st.session_state["accuracy"] = (key, job)
+        return job
 
     def table(self, prediction: Prediction) -> pd.DataFrame:
         """The prediction table with the human labels in it (Prediction.table's columns)."""
         n = len(self.workspace.texts)
         human = pd.Series(self.human, dtype=object).reindex(range(n))
         return prediction.table(self.workspace.texts, human)
+
+
+@st.cache_resource(show_spinner=False)
+def _background() -> ThreadPoolExecutor:
+    """One worker for the whole server: cross-validations queue rather than share two cores."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="fewshot-cv")
 
 
 def describe_fit(prediction: Prediction) -> str:

@@ -21,6 +21,7 @@ shown = f"labels_shown_{project.name}"  # the stored labels it was last filled w
 done = f"label_change_{project.name}"  # (batch, message) of the user's last change here
 NOTICE, ERROR = "labels_notice", "labels_action_error"  # one-shot messages of the callbacks
 md = common.escape_markdown
+COMPARE_UP_TO = 20_000  # documents: beyond, the other two views are fitted only when asked for
 
 
 def labels_text(pairs: list[tuple[str, str]]) -> str:
@@ -250,14 +251,22 @@ if orphans:
         "and count again if the label comes back."
     )
 
-predictions = {view: state.predict(view) for view in VIEWS}
-prediction = predictions[DEFAULT_VIEW]
+prediction = state.predict(DEFAULT_VIEW)
 st.subheader(
     f"Few-shot, with {common.plural(len(state.human), 'human label')}"
     if state.human
     else "Zero-shot assignments"
 )
 st.caption(common.describe_fit(prediction))
+# Each view is a fit of its own: on a large corpus the other two wait until they are asked for.
+compare = st.toggle(
+    "Compare the three views",
+    value=len(workspace.texts) <= COMPARE_UP_TO,
+    key="compare_views",
+    help="Sentence-BERT, word vectors and Sentence-BERT mapped into word-vector space (Zmap), "
+    "side by side. Each view is fitted when it is first shown, once per change of labels.",
+)
+predictions = {view: state.predict(view) for view in (VIEWS if compare else [DEFAULT_VIEW])}
 rows = common.paginate(state.table(prediction), "assignments_page")
 event = st.dataframe(
     rows,
@@ -301,11 +310,17 @@ with chart_column:
         barmode="group",
         orientation="h",
         range_x=[0, 1],
-        title=f"Label scores of document {doc} in each view",
+        title=f"Label scores of document {doc}" + (" in each view" if compare else ""),
     )
     figure.update_yaxes(autorange="reversed")  # labels top to bottom in their own order
     st.plotly_chart(common.compact(figure, 340))
 
+if not compare:
+    st.caption(
+        f"Showing the {VIEWS[DEFAULT_VIEW]} view only; turn on **Compare the three views** to fit "
+        "and see the other two."
+    )
+    st.stop()
 st.subheader("Three views side by side")
 distribution_column, agreement_column = st.columns(2)
 with distribution_column:

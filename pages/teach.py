@@ -229,11 +229,22 @@ if len(changes):
     st.session_state["editor_round"] = round_ + 1
     st.rerun()
 
-with accuracy_slot.container():
-    with st.spinner("Cross-validating your labels..."):
-        accuracy = state.cross_validated_accuracy()
+cross_validation = state.cross_validation()  # in the background: the next label need not wait
+
+
+@st.fragment(run_every=None if cross_validation.done() else 1)
+def show_cross_validation() -> None:
+    """The metric, polled once a second while the background job runs (this part only)."""
+    if not cross_validation.done():
+        st.metric("Cross-validated accuracy", "...", help="Cross-validating in the background.")
+        return
+    accuracy = cross_validation.result()
     st.metric(
         "Cross-validated accuracy",
         "not yet" if accuracy is None else f"{accuracy:.0%}",
         help="Needs at least 4 human labels.",
     )
+
+
+with accuracy_slot.container():
+    show_cross_validation()

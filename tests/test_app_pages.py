@@ -205,6 +205,23 @@ def test_labels_page_validates_saves_and_compares_views():
     assert "zzqxv" in at.warning[0].value  # a word the word vectors do not know
 
 
+def test_labels_page_fits_the_other_views_only_when_compared():
+    # Off is the default beyond 20,000 documents; the demo's 200 start with it on.
+    open_demo()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["project"] = "demo"
+    at.session_state["compare_views"] = False
+    at.run()
+    at.switch_page("pages/labels.py").run()
+    assert not at.exception, at.exception
+    assert set(at.session_state["fits"][1]) == {"sbert"}
+    assert "Three views side by side" not in [s.value for s in at.subheader]
+    assert any("Compare the three views" in c.value for c in at.caption)
+    at.toggle(key="compare_views").set_value(True).run()
+    assert set(at.session_state["fits"][1]) == {"sbert", "words", "zmap"}
+    assert "Three views side by side" in [s.value for s in at.subheader]
+
+
 def test_teach_page_labels_undo_skip_and_table_edits():
     project = open_demo()
     at = start("demo", "pages/teach.py")
@@ -250,7 +267,10 @@ def test_teach_page_labels_undo_skip_and_table_edits():
     labels = dict(zip(project.annotations()["doc_id"], project.annotations()["label"]))
     assert labels[int(row["id"])] == "World" and len(labels) == 3
 
-    press(at, "label_", 2)  # a fourth label: cross-validation has enough
+    press(at, "label_", 2)  # a fourth label: cross-validation has enough, in the background
+    assert at.metric[1].value in ("...", *(f"{p}%" for p in range(101)))
+    at.session_state["accuracy"][1].result(timeout=120)
+    at.run()  # what the page's polling fragment shows once the job is done
     assert at.metric[1].value.endswith("%")
 
 

@@ -101,4 +101,6 @@ def test_embedding_resumes_after_a_kill(tmp_path, encoder):
     vectors = resumed.encode(texts["text"].tolist(), progress=lambda done, _: calls.append(done))
     assert acknowledged <= calls[0] < total  # it starts from what the killed run committed
     assert calls[-1] == total
-    assert np.allclose(vectors[:16], encoder.encode(texts["text"].tolist()[:16]), atol=1e-5)
+    # Each row is its own text's vector; batched otherwise, bfloat16 (OpenVINO) differs a little.
+    again = encoder.encode(texts["text"].tolist()[:16])
+    assert np.einsum("ij,ij->i", vectors[:16], again).min() > 0.9999

@@ -7,8 +7,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from fewshot import FewshotError
+from fewshot import FewshotError, config
+from fewshot.apply import embedder_for
 from fewshot.classify import FewShotClassifier
+from fewshot.encoders import backend_of
 from fewshot.labeler import Labeler
 from fewshot.labelspace import LabelSpace
 from fewshot.workspace import Workspace
@@ -101,3 +103,13 @@ def test_refusals_say_why(taught):
     labeler = Labeler.load(good)
     with pytest.raises(FewshotError, match="taught with sentence model"):
         labeler.check({"sentence": "another-model-0123"})
+
+
+def test_a_labeler_embeds_with_the_backend_it_was_taught_with(taught, monkeypatch):
+    workspace, prediction, _ = taught
+    labeler = workspace.labeler(prediction)
+    backend = backend_of(labeler.encoders["sentence"])
+    other = next(b for b in config.ENCODER_BACKENDS if b != backend)
+    monkeypatch.setenv("FEWSHOT_ENCODER", other)  # what this machine would use for a new fit
+    embedder = embedder_for(labeler)
+    assert embedder.sentence.backend == backend and embedder.words is None

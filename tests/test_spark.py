@@ -71,8 +71,11 @@ def same_labels(spread: pd.DataFrame, local: pd.DataFrame) -> None:
         spread["predicted_label"].fillna("").tolist()
         == local["predicted_label"].fillna("").tolist()
     )
+    # Another partitioning embeds a text in another batch: in bfloat16 (OpenVINO on this CPU)
+    # its vector moves by a cosine of about 1e-5, its scores by well under 1e-3.
     scores = [c for c in local.columns if c.startswith("score")]
-    assert np.allclose(spread[scores], local[scores], atol=1e-6, rtol=0, equal_nan=True)
+    gap = np.nanmax(np.abs(spread[scores].to_numpy() - local[scores].to_numpy()))
+    assert gap < 1e-3, gap
 
 
 def test_spark_labels_as_the_local_engine(spark, labeler_file, documents, local, tmp_path):
