@@ -164,14 +164,22 @@ def onnxruntime_runner(path: Path, threads: int | None = None) -> Runner:
 
 def openvino_runner(path: Path, threads: int | None = None) -> Runner:
     """An OpenVINO CPU model: it computes in bfloat16 where the CPU has it (AMX, AVX-512 BF16),
-    else in float32. One infer request per call, so threads can share the model."""
+    else in float32. One infer request per call, so threads can share the model.
+
+    No pinning of threads to cores: each process would pin to the same first cores, and two
+    Spark workers were seen sharing core 0 while core 1 idled.
+    """
     import openvino as ov
 
     core = ov.Core()
     compiled = core.compile_model(
         core.read_model(str(path)),
         "CPU",
-        {"INFERENCE_NUM_THREADS": threads or usable_cpus(), "PERFORMANCE_HINT": "LATENCY"},
+        {
+            "INFERENCE_NUM_THREADS": threads or usable_cpus(),
+            "PERFORMANCE_HINT": "LATENCY",
+            "ENABLE_CPU_PINNING": False,
+        },
     )
     names = [i.get_any_name() for i in compiled.inputs]
     return lambda feed: compiled.create_infer_request().infer({n: feed[n] for n in names})[0]

@@ -1,6 +1,7 @@
 """Shared fixtures: the real packaged models, loaded once per test session, on small inputs."""
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -40,3 +41,13 @@ def ag_sample() -> pd.DataFrame:
     # groupby().sample, not apply: pandas 3's apply drops the grouping column.
     sample = frame.groupby("label").sample(10, random_state=0)
     return sample.reset_index(drop=True)[["text", "label"]]
+
+
+@pytest.fixture(autouse=True)
+def no_background_work_left():
+    """After a test that ran the app, wait for the cross-validation it started in the background
+    (`pages.common`), so no fit of one test runs on into the next."""
+    yield
+    common = sys.modules.get("pages.common")
+    if common is not None:
+        common._background().submit(lambda: None).result(timeout=300)
