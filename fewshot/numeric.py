@@ -1,5 +1,6 @@
 """Small numeric helpers every model shares: unit rows, softmax, agreement, array and corpus identity, the
-CPUs at hand, and one BLAS thread for the many small matrix products of a fit."""
+CPUs at hand, background threads' priority, and one BLAS thread for the many small matrix products
+of a fit."""
 
 from __future__ import annotations
 
@@ -42,6 +43,15 @@ def usable_cpus() -> int:
     """CPUs this process may run on (its affinity): under `taskset` two benchmarks can share a
     machine, one core each, without their threads fighting over both."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def lower_priority(niceness: int = 19) -> None:
+    """Let the calling thread yield the CPU to the app's other threads (Linux keeps a nice value
+    per thread): background work such as a UMAP fit or a cross-validation then never slows the
+    page a user waits for, and still uses whatever the machine has spare. Threads it starts (numba's
+    workers) inherit it. Elsewhere a no-op."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 _BLAS_LOCK = threading.Lock()

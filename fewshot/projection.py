@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fewshot import FewshotError, config
-from fewshot.numeric import normalize, one_blas_thread
+from fewshot.numeric import lower_priority, normalize, one_blas_thread
 
 METHODS = ("pca", "umap")
 _BLOCK = 1024  # rows placed at once by a UMAP transform
@@ -171,6 +171,7 @@ def _in_background(task: Callable[[], object]) -> Future:
     def run() -> None:
         if not future.set_running_or_notify_cancel():
             return
+        lower_priority()
         try:
             future.set_result(task())
         except BaseException as exc:  # noqa: BLE001 - handed to whoever asks for the result

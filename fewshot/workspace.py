@@ -8,7 +8,7 @@ everything that depends on labels is refitted on demand, which takes well under 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,11 @@ class Prediction:
     calibration: str = "as fitted"  # where the temperature came from
     held_out: np.ndarray | None = None  # cross-validated probabilities of fitted_on, if computed
     held_out_labels: np.ndarray | None = None  # their human labels (class positions)
+    fit: tuple = ()  # (transductive, lexical): the fit's settings, to match its cross-validation
+    uncalibrated: np.ndarray | None = None  # proba before the temperature
+    corpus_temperature: float = 1.0  # the temperature the corpus's accuracy estimate asks for
+    estimate: float | None = None  # that estimate
+    pending: bool = False  # its cross-validation is still to come (predict(wait=False))
 
     @property
     def cross_validated_accuracy(self) -> float | None:
@@ -155,11 +160,15 @@ class Workspace:
         view: str = DEFAULT_VIEW,
         transductive: bool | str = "auto",
         lexical: bool = True,
+        wait: bool = True,
     ) -> Prediction:
         """Fit the view on the human labels (doc id -> label name) and the corpus; score every doc.
 
         With `lexical` (and a corpus-using fit), the corpus's n-gram view is trained on the
         view's probabilities and combined with them (`fewshot.lexical`), weighted as the data say.
+        Without `wait`, a cross-validation the calibration needs is left to `cross_validated_
+        accuracy` (the app runs it in the background; five fits are seconds on a large corpus):
+        the prediction is then `pending`, tempered by what is at hand, and `calibrated` later.
         """
         if view not in VIEWS:
             raise FewshotError(f"Unknown view '{view}'; choose one of {', '.join(VIEWS)}.")
@@ -167,46 +176,81 @@ class Workspace:
         prediction, embedding = self._fit(labels, view, ids, y, transductive, lexical)
         if not transductive:
             return prediction  # cosine at the classifier's temperature is calibrated as it is
-        return self._calibrate(prediction, embedding, ids, y, transductive, lexical)
-
-    def _calibrate(
-        self,
-        prediction: Prediction,
-        embedding: np.ndarray,
-        ids: np.ndarray,
-        y: np.ndarray,
-        transductive: bool | str,
-        lexical: bool,
-    ) -> Prediction:
-        """Temper the prediction (fewshot.calibrate): by the corpus's accuracy estimate, and once
-        there are MIN_HELD_OUT human labels also by cross-validation on them, weighted by their
-        number against CALIBRATION_LABELS (a few held-out labels give a noisy temperature).
-
-        Cross-validation costs five fits, so its temperature is reused while the labels only grow
-        (by at most a tenth) since it was fitted: it changes slowly, and the app refits on every
-        label.
-        """
-        labels, view = prediction.labels, prediction.view
         classifier = prediction.classifier
         plain = np.eye(len(labels))[classifier.plain_] if classifier.transductive_used_ else None
-        estimate = corpus_accuracy(embedding, plain)
-        temperature = match_confidence(prediction.proba, estimate)
-        how = f"from the corpus (estimated accuracy {estimate:.0%})"
-        if len(ids) >= MIN_HELD_OUT and len(np.unique(y)) >= 2:
-            key = (labels, view, transductive, lexical)
-            held = self._held_out_cache.get(key)
-            if held is None or not set(held[0]) <= set(ids) or len(ids) > 1.1 * len(held[0]):
-                held_out = self._held_out(labels, view, ids, y, transductive, lexical)
-                held = self._held_out_cache[key] = (ids, y, held_out, fit_temperature(held_out, y))
+        prediction.estimate = corpus_accuracy(embedding, plain)
+        prediction.corpus_temperature = match_confidence(prediction.proba, prediction.estimate)
+        prediction.uncalibrated, prediction.fit = prediction.proba, (transductive, lexical)
+        if self._wants_held_out(ids, y) and not self._fresh(prediction):
+            if wait:
+                self._cross_validate(labels, view, ids, y, transductive, lexical)
+            else:
+                prediction.pending = True
+        return self._tempered(prediction)
+
+    def calibrated(self, prediction: Prediction) -> Prediction:
+        """A pending prediction tempered anew once its cross-validation is done (else as it is)."""
+        if not prediction.pending or not self._fresh(prediction):
+            return prediction
+        return self._tempered(replace(prediction, pending=False))
+
+    @staticmethod
+    def _wants_held_out(ids: np.ndarray, y: np.ndarray) -> bool:
+        return len(ids) >= MIN_HELD_OUT and len(np.unique(y)) >= 2
+
+    def _held_out_entry(self, prediction: Prediction) -> tuple | None:
+        key = (prediction.labels, prediction.view, *prediction.fit)
+        return self._held_out_cache.get(key)
+
+    def _fresh(self, prediction: Prediction) -> bool:
+        """Whether the cached cross-validation still speaks for the prediction's labels: its
+        labels are among them, and they have grown by at most a tenth since. It changes slowly,
+        and the app refits on every label."""
+        held, ids = self._held_out_entry(prediction), prediction.fitted_on
+        return held is not None and set(held[0]) <= set(ids) and len(ids) <= 1.1 * len(held[0])
+
+    def _tempered(self, prediction: Prediction) -> Prediction:
+        """Temper the prediction (fewshot.calibrate): by the corpus's accuracy estimate, and once
+        there are MIN_HELD_OUT human labels also by cross-validation on them, weighted by their
+        number against CALIBRATION_LABELS (a few held-out labels give a noisy temperature). A
+        pending prediction uses the last cross-validation at hand, if any."""
+        temperature = prediction.corpus_temperature
+        how = f"from the corpus (estimated accuracy {prediction.estimate:.0%})"
+        held = self._held_out_entry(prediction)
+        if held is not None and self._wants_held_out(
+            prediction.fitted_on, prediction.fitted_labels
+        ):
             weight = len(held[0]) / (len(held[0]) + CALIBRATION_LABELS)
             temperature = float(
                 np.exp(weight * np.log(held[3]) + (1 - weight) * np.log(temperature))
             )
-            how = f"on {len(held[0])} cross-validated human labels and the corpus ({estimate:.0%})"
+            how = (
+                f"on {len(held[0])} cross-validated human labels and the corpus "
+                f"({prediction.estimate:.0%})"
+            )
             prediction.held_out, prediction.held_out_labels = held[2], held[1]
-        prediction.proba = temper(prediction.proba, temperature)
+        if prediction.pending:
+            how += "; cross-validating the newest labels"
+        prediction.proba = temper(prediction.uncalibrated, temperature)
         prediction.temperature, prediction.calibration = temperature, how
         return prediction
+
+    def _cross_validate(
+        self,
+        labels: LabelSpace,
+        view: str,
+        ids: np.ndarray,
+        y: np.ndarray,
+        transductive: bool | str,
+        lexical: bool,
+    ) -> np.ndarray:
+        """Held-out probabilities of the human labels, kept (with their temperature) for the
+        calibration of later fits with these settings."""
+        held_out = self._held_out(labels, view, ids, y, transductive, lexical)
+        if self._wants_held_out(ids, y):
+            key = (labels, view, transductive, lexical)
+            self._held_out_cache[key] = (ids, y, held_out, fit_temperature(held_out, y))
+        return held_out
 
     def _fit(
         self,
@@ -339,11 +383,16 @@ class Workspace:
     def cross_validated_accuracy(
         self, labels: LabelSpace, human: dict[int, str], view: str = DEFAULT_VIEW
     ) -> float | None:
-        """Accuracy on the human labels, each fold predicted by a fit on the others (None if < 4)."""
+        """Accuracy on the human labels, each fold predicted by a fit on the others (None if < 4);
+        it also calibrates later fits of the view (what `predict(wait=False)` left pending)."""
         ids, y = self._human(labels, human)
         if len(ids) < 4:
             return None
-        held_out = self._held_out(labels, view, ids, y)
+        held = self._held_out_cache.get((labels, view, "auto", True))
+        if held is not None and np.array_equal(held[0], ids) and np.array_equal(held[1], y):
+            held_out = held[2]
+        else:
+            held_out = self._cross_validate(labels, view, ids, y, "auto", True)
         return float(np.mean(np.argmax(held_out, axis=1) == y))
 
     @staticmethod

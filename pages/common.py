@@ -22,7 +22,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from fewshot import FewshotError, config, demo
 from fewshot.encoders import Progress, time_left
 from fewshot.labelspace import LabelSpace
-from fewshot.numeric import text_fingerprint
+from fewshot.numeric import lower_priority, text_fingerprint
 from fewshot.store import Project, list_projects, open_project
 from fewshot.views import DEFAULT_VIEW, VIEWS, Embedder
 from fewshot.workspace import Prediction, Workspace
@@ -207,14 +207,18 @@ class Current:
 
     def predict(self, view: str = DEFAULT_VIEW) -> Prediction:
         """Workspace.predict, kept for the session until the labels change: on a large corpus a
-        refit takes seconds, and most reruns (a row selected, another page) change no label."""
+        refit takes seconds, and most reruns (a row selected, another page) change no label.
+        The cross-validation its calibration needs runs in the background (`cross_validation`);
+        until it is done the scores are tempered by what is at hand, then anew."""
         key = (self.workspace, self.labels, tuple(sorted(self.human.items())))
         memo = st.session_state.get("fits")
         if memo is None or memo[0] != key:
             memo = (key, {})
             st.session_state["fits"] = memo
         if view not in memo[1]:
-            memo[1][view] = self.workspace.predict(self.labels, self.human, view)
+            memo[1][view] = self.workspace.predict(self.labels, self.human, view, wait=False)
+        if memo[1][view].pending and self.cross_validation(view).done():
+            memo[1][view] = self.workspace.calibrated(memo[1][view])
         return memo[1][view]
 
     def latest(self, view: str = DEFAULT_VIEW) -> Prediction:
@@ -226,25 +230,26 @@ class Current:
             return memo[1][view]
         return self.predict(view)
 
-    def cross_validation(self) -> Future:
+    def cross_validation(self, view: str = DEFAULT_VIEW) -> Future:
         """Workspace.cross_validated_accuracy (None below 4 labels) as a future, run in the
         background: it refits several times (seconds on a large corpus) and must not hold up the
-        next document. Kept for the session until the labels change; one job at a time per
-        process, and a job queued for labels that have since changed is dropped."""
-        fitted = self.predict().cross_validated_accuracy  # computed by the fit's calibration
+        next document. It calibrates the view's later fits too. Kept for the session until the
+        labels change; one job at a time per process, and a job queued for labels that have
+        since changed is dropped."""
         key = (self.workspace, self.labels, tuple(sorted(self.human.items())))
-        memo = st.session_state.get("accuracy")
+        jobs = st.session_state.setdefault("accuracy", {})
+        memo = jobs.get(view)
         if memo is not None and memo[0] == key:
             return memo[1]
         if memo is not None:
             memo[1].cancel()  # no effect once running
-        if fitted is not None or len(self.human) < 4:
+        if len(self.human) < 4:
             job: Future = Future()
-            job.set_result(fitted)
+            job.set_result(None)
         else:
-            labels, human = self.labels, dict(self.human)
-            job = _background().submit(self.workspace.cross_validated_accuracy, labels, human)
-        st.session_state["accuracy"] = (key, job)
+            run = self.workspace.cross_validated_accuracy
+            job = _background().submit(run, self.labels, dict(self.human), view)
+        jobs[view] = (key, job)
         return job
 
     def table(self, prediction: Prediction) -> pd.DataFrame:
@@ -254,10 +259,33 @@ class Current:
         return prediction.table(self.workspace.texts, human)
 
 
+def refresh_when_calibrated(state: Current, prediction: Prediction) -> None:
+    """While the prediction's scores wait for their cross-validation (in the background), say so
+    and check once a second; rerun the page when it is done, so the scores on screen are the
+    calibrated ones. (A job already done when the page runs cannot calibrate it: no rerun.)"""
+    job = state.cross_validation(prediction.view)
+    if not prediction.pending or job.done():
+        return
+    st.caption(
+        ":material/hourglass_top: Calibrating the scores on the newest labels (cross-validation "
+        "in the background); the page updates when it is done."
+    )
+
+    @st.fragment(run_every=1)
+    def poll() -> None:
+        if job.done():
+            st.rerun()
+
+    poll()
+
+
 @st.cache_resource(show_spinner=False)
 def _background() -> ThreadPoolExecutor:
-    """One worker for the whole server: cross-validations queue rather than share two cores."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="fewshot-cv")
+    """One worker for the whole server, at low priority: cross-validations queue rather than share
+    two cores, and yield them to whatever a user waits for."""
+    return ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="fewshot-cv", initializer=lower_priority
+    )
 
 
 def describe_fit(prediction: Prediction) -> str:

@@ -55,7 +55,9 @@ else:
         key="export_view", index=list(VIEWS).index(DEFAULT_VIEW),
     )  # fmt: skip
     human = common.human_labels(project, labels)
-    prediction = common.Current(project, workspace, labels, human, corpus).predict(view)
+    state = common.Current(project, workspace, labels, human, corpus)
+    prediction = state.predict(view)
+    common.refresh_when_calibrated(state, prediction)
 
 table = export_table(project.documents(), project.annotations(), prediction)
 

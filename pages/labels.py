@@ -258,6 +258,7 @@ st.subheader(
     else "Zero-shot assignments"
 )
 st.caption(common.describe_fit(prediction))
+common.refresh_when_calibrated(state, prediction)
 # Each view is a fit of its own: on a large corpus the other two wait until they are asked for.
 compare = st.toggle(
     "Compare the three views",

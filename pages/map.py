@@ -132,6 +132,7 @@ colour_by = right.radio(
 
 query = finder.search_box("map_search", now)
 prediction = now.predict(view)
+common.refresh_when_calibrated(now, prediction)
 table = now.table(prediction)
 docs = now.workspace.views[view]
 sample = plot_sample(len(docs))

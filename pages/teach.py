@@ -234,10 +234,13 @@ cross_validation = state.cross_validation()  # in the background: the next label
 
 @st.fragment(run_every=None if cross_validation.done() else 1)
 def show_cross_validation() -> None:
-    """The metric, polled once a second while the background job runs (this part only)."""
+    """The metric, polled once a second while the background job runs (this part only); once
+    done, the whole page again if the scores wait for it to be calibrated."""
     if not cross_validation.done():
         st.metric("Cross-validated accuracy", "...", help="Cross-validating in the background.")
         return
+    if prediction.pending:
+        st.rerun()
     accuracy = cross_validation.result()
     st.metric(
         "Cross-validated accuracy",

@@ -222,6 +222,22 @@ def test_labels_page_fits_the_other_views_only_when_compared():
     assert "Three views side by side" in [s.value for s in at.subheader]
 
 
+def test_labels_page_shows_a_fit_at_once_and_calibrates_it_in_the_background():
+    project = open_demo()
+    names = [name for name, _ in project.labels()]
+    for doc in range(24):  # enough human labels for the calibration to cross-validate them
+        project.annotate(doc, names[doc % len(names)])
+    at = start("demo", "pages/labels.py")
+    first = at.session_state["fits"][1]["sbert"]
+    assert first.pending and first.held_out is None  # not held up by five more fits
+    at.session_state["accuracy"]["sbert"][1].result(timeout=120)
+    at.run()  # what the page's polling fragment starts once the job is done
+    assert not at.exception, at.exception
+    calibrated = at.session_state["fits"][1]["sbert"]
+    assert not calibrated.pending and "on 24 cross-validated" in calibrated.calibration
+    assert not any("Calibrating the scores" in c.value for c in at.caption)
+
+
 def test_teach_page_labels_undo_skip_and_table_edits():
     project = open_demo()
     at = start("demo", "pages/teach.py")
@@ -269,7 +285,7 @@ def test_teach_page_labels_undo_skip_and_table_edits():
 
     press(at, "label_", 2)  # a fourth label: cross-validation has enough, in the background
     assert at.metric[1].value in ("...", *(f"{p}%" for p in range(101)))
-    at.session_state["accuracy"][1].result(timeout=120)
+    at.session_state["accuracy"]["sbert"][1].result(timeout=120)
     at.run()  # what the page's polling fragment shows once the job is done
     assert at.metric[1].value.endswith("%")
 

@@ -111,6 +111,29 @@ def test_workspace_calibrates_from_the_corpus_then_from_held_out_labels(ag_sampl
     assert sum(e.value for e in per_label) == pytest.approx(len(texts), rel=1e-4)
 
 
+def test_a_prediction_that_does_not_wait_is_calibrated_once_its_cross_validation_is_done(
+    ag_sample, embedder
+):
+    texts = ag_sample["text"].tolist()
+    labels = LabelSpace(tuple(sorted(set(ag_sample["label"]))))
+    human = {i: ag_sample["label"][i] for i in range(24)}
+    ws = Workspace(texts, embedder)
+    pending = ws.predict(labels, human, wait=False)
+    assert pending.pending and pending.held_out is None
+    assert pending.calibration.startswith("from the corpus")
+    assert pending.calibration.endswith("cross-validating the newest labels")
+    assert ws.calibrated(pending) is pending  # nothing to calibrate with yet
+    accuracy = ws.cross_validated_accuracy(labels, human)  # what the app runs in the background
+    done = ws.calibrated(pending)
+    assert not done.pending and "on 24 cross-validated" in done.calibration
+    assert done.cross_validated_accuracy == accuracy
+    waited = Workspace(texts, embedder).predict(labels, human)
+    assert done.temperature == pytest.approx(waited.temperature, rel=1e-6)
+    assert np.allclose(done.proba, waited.proba, atol=1e-6)
+    # A label more: the cross-validation at hand still speaks for it, nothing is pending.
+    assert not ws.predict(labels, {**human, 30: ag_sample["label"][30]}, wait=False).pending
+
+
 def test_prediction_estimates_count_human_labels_not_the_model_s_guess():
     labels = LabelSpace(("a", "b"))
     proba = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]], dtype=np.float32)

@@ -1,13 +1,14 @@
-"""Shared numeric helpers: agreement and the process-wide BLAS limit."""
+"""Shared numeric helpers: agreement, the process-wide BLAS limit, background threads' priority."""
 
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 
-from fewshot.numeric import cohen_kappa
+from fewshot.numeric import cohen_kappa, lower_priority
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,3 +49,17 @@ def test_blas_limit_is_lifted_only_when_the_last_overlapping_fit_ends():
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_background_threads_yield_the_cpu_and_the_rest_keep_theirs():
+    seen = {}
+
+    def background() -> None:
+        lower_priority()
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    thread = threading.Thread(target=background)
+    thread.start()
+    thread.join()
+    assert seen["nice"] == 19
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == 0
