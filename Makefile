@@ -8,7 +8,7 @@ SPARK_STAMP := $(VENV)/.spark-installed
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: run test bench bench-setfit lint browser java
+.PHONY: run test bench bench-setfit lint browser java postgres
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,12 @@ $(SPARK_STAMP): $(STAMP) requirements-spark.txt
 java:
 	@command -v java >/dev/null || { mkdir -p /usr/share/man/man1 && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 
-test: $(STAMP) $(SPARK_STAMP) browser java
+# Debian's PostgreSQL for the store's tests, which start a throwaway server of their own from its
+# binaries (tests/postgres_server.py); the man folders are for its client's post-install links.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { mkdir -p /usr/share/man/man1 /usr/share/man/man7 && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: $(STAMP) $(SPARK_STAMP) browser java postgres
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

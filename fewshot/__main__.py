@@ -1,5 +1,6 @@
 """Command line: `python -m fewshot classify INPUT --labels-file LABELS [--examples LABELED]
-[--save-labeler LAB.zip]` and `python -m fewshot apply LAB.zip INPUT [--engine local|spark]`.
+[--save-labeler LAB.zip]`, `python -m fewshot apply LAB.zip INPUT [--engine local|spark]` and
+`python -m fewshot projects copy NAME --to URL`.
 
 For scripts and batch jobs. It goes through the same Workspace as the app, so a file gets the same
 labels here as on screen. Progress goes to stderr and the table to stdout (or --output), so the
@@ -18,10 +19,12 @@ import pandas as pd
 
 from fewshot import FewshotError
 from fewshot.apply import apply_file, embedder_for
+from fewshot.database import is_postgres, shown
 from fewshot.encoders import print_progress
 from fewshot.ingest import MAX_DOC_CHARS, TXT_MODES, read_path, read_path_rows
 from fewshot.labeler import Labeler
 from fewshot.labelspace import LabelSpace
+from fewshot.store import copy_project
 from fewshot.views import DEFAULT_VIEW, VIEWS, Embedder
 from fewshot.workspace import Workspace
 
@@ -79,7 +82,7 @@ def classify(args: argparse.Namespace) -> None:
     embedder = Embedder.default(progress=print_progress("Zmap vocabulary (once)"))
     workspace = Workspace(texts + examples, embedder, progress=print_progress("embedding"))
     human = {len(texts) + i: label for i, label in enumerate(example_labels)}
-    prediction = workspace.predict(labels, human, view=args.view)
+    prediction = workspace.predict(labels, human, view=args.view, progress=print_progress("fits"))
     used = "transductive" if prediction.classifier.transductive_used_ else "inductive"
     lexical = prediction.lexical
     words = f"; word n-grams weight {lexical.scale_:.2f}" if lexical is not None else ""
@@ -134,6 +137,19 @@ def apply(args: argparse.Namespace) -> None:
         progress=print_progress("labeling"),
     )  # fmt: skip
     print(f"wrote {rows:,} rows to {args.output or 'stdout'}", file=sys.stderr)
+
+
+def projects(args: argparse.Namespace) -> None:
+    """`projects copy`: one project with everything it holds into another store."""
+    counts = copy_project(args.name, args.to)
+    where = shown(args.to) if is_postgres(args.to) else args.to
+    nouns = {
+        "document": ("document", "documents"), "label": ("label", "labels"),
+        "batch": ("batch", "batches"), "annotation": ("annotation event", "annotation events"),
+        "label_change": ("label change", "label changes"), "setting": ("setting", "settings"),
+    }  # fmt: skip
+    copied = ", ".join(f"{n:,} {nouns[table][n != 1]}" for table, n in counts.items())
+    print(f"copied project '{args.name}' to {where}: {copied}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,13 +208,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--engine", choices=("local", "spark"), default="local")
     sub.add_argument("--master", metavar="URL", help="Spark master (default: a local session)")
+    sub = commands.add_parser("projects", help="move projects between stores")
+    actions = sub.add_subparsers(dest="action", required=True)
+    sub = actions.add_parser(
+        "copy",
+        help="copy a project to another store",
+        description="Copy the project NAME from this store (FEWSHOT_DATABASE_URL, else the data "
+        "directory) to another, with its documents, labels, batches, annotations, label changes "
+        "and settings; a project of that name there is refused, never overwritten.",
+    )
+    sub.add_argument("name", metavar="NAME")
+    sub.add_argument(
+        "--to",
+        required=True,
+        metavar="URL",
+        help="postgresql://user:password@host/database, sqlite:///path/NAME.sqlite, a .sqlite "
+        "file, or a folder of projects",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        {"classify": classify, "apply": apply}[args.command](args)
+        {"classify": classify, "apply": apply, "projects": projects}[args.command](args)
     except (FewshotError, OSError) as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2

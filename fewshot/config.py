@@ -9,6 +9,7 @@ DEFAULT_WORD_VECTORS = "glove-6b-50d"
 ENCODER_BACKENDS = ("torch", "onnx-int8", "openvino")
 # Twice torch's speed here, cosine >= 0.9999 to it, benchmark within 0.3 points (README).
 DEFAULT_ENCODER = "openvino"
+POSTGRES_URLS = ("postgresql:", "postgresql+", "postgres:")  # how a PostgreSQL URL begins
 
 
 def data_dir() -> Path:
@@ -16,6 +17,18 @@ def data_dir() -> Path:
     path = Path(os.environ.get("FEWSHOT_DATA_DIR") or Path.home() / ".fewshot").expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def database_url() -> str | None:
+    """The PostgreSQL database that holds the projects (FEWSHOT_DATABASE_URL, postgresql://...);
+    None: one SQLite file per project in the data directory."""
+    url = os.environ.get("FEWSHOT_DATABASE_URL") or None
+    if url is not None and not url.startswith(POSTGRES_URLS):
+        raise FewshotError(
+            "FEWSHOT_DATABASE_URL must be a postgresql://user:password@host/database URL; "
+            "unset it to keep projects as SQLite files in the data directory."
+        )
+    return url
 
 
 def sentence_model() -> str:

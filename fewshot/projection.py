@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fewshot import FewshotError, config
+from fewshot.encoders import Progress, time_left
 from fewshot.numeric import lower_priority, normalize, one_blas_thread
 
 METHODS = ("pca", "umap")
@@ -67,11 +69,35 @@ def fingerprint(x: np.ndarray, method: str = "umap", **params: object) -> str:
     return digest.hexdigest()
 
 
-def _fit_umap(x: np.ndarray, n_neighbors: int, min_dist: float, random_state: int) -> np.ndarray:
+class _Epochs:
+    """A file for umap's tqdm bar (drawn as "done total"): hands each update to progress."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def write(self, text: str) -> None:
+        parts = text.split()
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            self.progress(int(parts[0]), int(parts[1]))
+
+    def flush(self) -> None:
+        pass
+
+
+def _fit_umap(
+    x: np.ndarray,
+    n_neighbors: int,
+    min_dist: float,
+    random_state: int,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """progress(epochs done, epochs): umap's optimisation, after the neighbour search."""
     with _FIT_LOCK:
         import umap  # imported here: the import alone compiles numba code for seconds
 
+        bar = {"disable": progress is None, "file": _Epochs(progress or (lambda d, t: None))}
         model = umap.UMAP(
+            tqdm_kwds={**bar, "bar_format": "{n} {total}", "mininterval": 0.5},
             n_neighbors=min(n_neighbors, len(x) - 1),
             min_dist=min_dist,
             metric="cosine",
@@ -108,14 +134,15 @@ class Layout:
         self.min_dist = min_dist
         self.random_state = random_state
 
-    def fit(self, x: np.ndarray) -> Layout:
+    def fit(self, x: np.ndarray, progress: Progress | None = None) -> Layout:
+        """progress(done, total): UMAP's optimisation epochs (PCA is instant)."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or len(x) == 0:
             raise FewshotError("A layout needs a non-empty 2-D array of embeddings.")
         if self.method == "umap":
             if len(x) < MIN_UMAP_POINTS:
                 raise FewshotError(f"UMAP needs at least {MIN_UMAP_POINTS} documents; use PCA.")
-            embedding = _fit_umap(x, self.n_neighbors, self.min_dist, self.random_state)
+            embedding = _fit_umap(x, self.n_neighbors, self.min_dist, self.random_state, progress)
             return self.with_embedding(x, embedding)
         self.n_features_in_ = x.shape[1]
         self.mean_ = x.mean(axis=0)
@@ -209,6 +236,7 @@ class LayoutCache:
         self.keep = keep  # finished layouts held in memory; older ones are re-read from disk
         self._lock = threading.Lock()
         self._jobs: OrderedDict[str, Future] = OrderedDict()
+        self._epochs: dict[str, tuple[float, int, int]] = {}  # per fit: start, epochs done, total
 
     def path(self, x: np.ndarray) -> Path:
         return self.directory / f"umap-{fingerprint(x, 'umap', **self.params)}.npz"
@@ -248,7 +276,13 @@ class LayoutCache:
         return Layout("umap", **self.params).with_embedding(x, embedding)
 
     def _fit(self, path: Path, x: np.ndarray) -> Layout:
-        layout = Layout("umap", **self.params).fit(x)
+        self._epochs.pop(path.name, None)
+
+        def progress(done: int, total: int) -> None:
+            started = self._epochs.get(path.name, (time.monotonic(),))[0]
+            self._epochs[path.name] = (started, done, total)
+
+        layout = Layout("umap", **self.params).fit(x, progress)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.stem}.{threading.get_ident()}.tmp.npz")
         np.savez(tmp, embedding=layout.embedding_)  # the key (file name) holds data and params
@@ -277,6 +311,14 @@ class LayoutCache:
             return "computing"
         error = job.exception()
         return "ready" if error is None else f"failed: {error}"
+
+    def progress(self, x: np.ndarray) -> str:
+        """How far a running fit of x is, for people: its phase, and the time left once known."""
+        epochs = self._epochs.get(self.path(x).name)
+        if epochs is None:
+            return "finding each document's nearest neighbours"
+        started, done, total = epochs
+        return f"arranging the points, step {done:,} of {total:,}{time_left(started, done, total)}"
 
     def wait(self, x: np.ndarray, timeout: float | None = None) -> Layout:
         """Block until the UMAP layout of x is fitted (for scripts and tests); errors propagate."""

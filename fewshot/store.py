@@ -1,11 +1,14 @@
-"""The project store: one SQLite file per project, every write committed the moment it is made.
+"""The project store: every write committed the moment it is made, on SQLite or PostgreSQL.
 
-A reload, a server restart or a second browser tab loses nothing: each operation opens its own
-connection (WAL mode, busy timeout), so threads and processes can share a project. Annotations are
-an append-only event log: two people labeling one document both leave an event, the latest one is
-the current label, and undo appends events rather than deleting any. Changes of the label set
-(edit, rename, merge, delete) are batches too, with the lists before and after, so one undo per
-user reverts whichever came last. No pickle: rows and JSON only.
+By default each project is one SQLite file in the data directory; with FEWSHOT_DATABASE_URL set
+(`postgresql://...`) the projects live in that PostgreSQL database, shared by every server that
+points there (`fewshot.database`: the tables, their schema version, how writers queue). A reload,
+a server restart or a second browser tab loses nothing: each operation is its own transaction,
+so threads and processes can share a project. Annotations are an append-only event log: two
+people labeling one document both leave an event, the latest one is the current label, and undo
+appends events rather than deleting any. Changes of the label set (edit, rename, merge, delete)
+are batches too, with the lists before and after, so one undo per user reverts whichever came
+last. No pickle: rows and JSON only.
 """
 
 from __future__ import annotations
@@ -21,35 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import Connection, Select, case, delete, distinct, func, insert, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from fewshot import FewshotError, config
+from fewshot import database as tables
 
 SUFFIX = ".sqlite"
 _NAME = re.compile(r"[A-Za-z0-9_-](?:[A-Za-z0-9 ._-]{0,62}[A-Za-z0-9._-])?")
 _FIXED = ("id", "text", "source")
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS document (
-    id INTEGER PRIMARY KEY, text TEXT NOT NULL, source TEXT NOT NULL, meta TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS label (
-    position INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS batch (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, at TEXT NOT NULL,
-    undoes INTEGER REFERENCES batch (id));
-CREATE TABLE IF NOT EXISTS annotation (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, doc_id INTEGER NOT NULL, label TEXT,
-    user TEXT NOT NULL, at TEXT NOT NULL, batch INTEGER NOT NULL REFERENCES batch (id));
-CREATE INDEX IF NOT EXISTS annotation_doc ON annotation (doc_id, seq);
-CREATE INDEX IF NOT EXISTS annotation_batch ON annotation (batch);
-CREATE TABLE IF NOT EXISTS setting (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS label_change (
-    batch INTEGER PRIMARY KEY REFERENCES batch (id), action TEXT NOT NULL, detail TEXT NOT NULL,
-    before TEXT NOT NULL, after TEXT NOT NULL);
-"""
-_LATEST = (  # each document's latest event: its current label (NULL when removed)
-    "SELECT a.doc_id, a.label, a.user, a.at FROM annotation AS a"
-    " JOIN (SELECT MAX(seq) AS seq FROM annotation GROUP BY doc_id) USING (seq)"
-)
-_INSERT_EVENT = "INSERT INTO annotation (doc_id, label, user, at, batch) VALUES (?, ?, ?, ?, ?)"
+_IN_LIMIT = 1000  # annotate filters by id in SQL up to this many ids, and in Python beyond
 
 
 def _now() -> str:
@@ -65,8 +50,8 @@ def _jsonable(value: object) -> object:
     return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
-def _document_rows(frame: pd.DataFrame, start: int) -> list[tuple[int, str, str, str]]:
-    """(id, text, source, metadata JSON) rows; an input id column is dropped, ids are ours."""
+def _document_rows(frame: pd.DataFrame, start: int) -> list[dict[str, Any]]:
+    """Rows of the document table (metadata as JSON); an input id column is dropped, ids are ours."""
     if "text" not in frame.columns:
         raise FewshotError("Documents need a 'text' column")
     texts = frame["text"].tolist()
@@ -79,16 +64,16 @@ def _document_rows(frame: pd.DataFrame, start: int) -> list[tuple[int, str, str,
     extra = [c for c in frame.columns if c not in _FIXED]
     metas = frame[extra].to_dict("records") if extra else [{}] * n
     return [
-        (
-            start + i,
-            texts[i],
-            sources[i],
-            json.dumps(
+        {
+            "id": start + i,
+            "text": texts[i],
+            "source": sources[i],
+            "meta": json.dumps(
                 {str(k): None if _missing(v) else v for k, v in metas[i].items()},
                 ensure_ascii=False,
                 default=_jsonable,
             ),
-        )
+        }
         for i in range(n)
     ]
 
@@ -110,8 +95,42 @@ def _label_rows(labels: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     return rows
 
 
-def _labels(db: sqlite3.Connection) -> list[tuple[str, str]]:
-    return db.execute("SELECT name, description FROM label ORDER BY position").fetchall()
+def _insert(db: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Many rows in one statement (none: nothing, where SQLAlchemy would insert one empty row)."""
+    if rows:
+        db.execute(insert(table), rows)
+
+
+def _event(doc_id: int, label: str | None, user: str, at: str, batch: int) -> dict[str, Any]:
+    return {"doc_id": doc_id, "label": label, "user": user, "at": at, "batch": batch}
+
+
+def _new_batch(db: Connection, user: str, at: str, undoes: int | None = None) -> int:
+    added = db.execute(insert(tables.batch).values(user=user, at=at, undoes=undoes))
+    return added.inserted_primary_key[0]
+
+
+def _latest() -> Select:
+    """Each document's latest event: its current label (NULL when removed)."""
+    a = tables.annotation
+    last = select(func.max(a.c.seq).label("seq")).group_by(a.c.doc_id).subquery()
+    return select(a.c.doc_id, a.c.label, a.c.user, a.c.at).join_from(a, last, last.c.seq == a.c.seq)
+
+
+def _current(db: Connection, ids: list[int]) -> dict[int, str | None]:
+    """The current label of each of ids that has an event (and perhaps of others: with many ids
+    every document's, rather than an IN list longer than a driver takes)."""
+    query = _latest()
+    if len(ids) <= _IN_LIMIT:
+        query = query.where(tables.annotation.c.doc_id.in_(ids))
+    return {doc: label for doc, label, _, _ in db.execute(query)}
+
+
+def _labels(db: Connection) -> list[tuple[str, str]]:
+    rows = db.execute(
+        select(tables.label.c.name, tables.label.c.description).order_by(tables.label.c.position)
+    )
+    return [tuple(row) for row in rows]
 
 
 def _from_json(text: str) -> list[tuple[str, str]]:
@@ -127,12 +146,11 @@ def _position(labels: list[tuple[str, str]], name: str) -> int:
     raise FewshotError(f"No label named '{name}'")
 
 
-def _label_counts(db: sqlite3.Connection) -> dict[str, int]:
+def _label_counts(db: Connection) -> dict[str, int]:
     """Documents per current human label, by the label's name ignoring case."""
+    latest = _latest().where(tables.annotation.c.label.is_not(None)).subquery()
     counts: dict[str, int] = {}
-    for label, n in db.execute(
-        f"SELECT label, COUNT(*) FROM ({_LATEST}) WHERE label IS NOT NULL GROUP BY label"
-    ):
+    for label, n in db.execute(select(latest.c.label, func.count()).group_by(latest.c.label)):
         counts[label.casefold()] = counts.get(label.casefold(), 0) + n
     return counts
 
@@ -153,7 +171,7 @@ def _describe_edit(before: list[tuple[str, str]], after: list[tuple[str, str]]) 
 
 
 def _write_labels(
-    db: sqlite3.Connection,
+    db: Connection,
     batch: int,
     action: str,
     detail: str,
@@ -162,17 +180,21 @@ def _write_labels(
 ) -> None:
     """Replace the label list and record the change under batch."""
     db.execute(
-        "INSERT INTO label_change VALUES (?, ?, ?, ?, ?)",
-        (batch, action, detail, json.dumps(before), json.dumps(after)),
+        insert(tables.label_change).values(
+            batch=batch,
+            action=action,
+            detail=detail,
+            before=json.dumps(before),
+            after=json.dumps(after),
+        )
     )
-    db.execute("DELETE FROM label")
-    db.executemany(
-        "INSERT INTO label VALUES (?, ?, ?)", [(i, n, d) for i, (n, d) in enumerate(after)]
-    )
+    db.execute(delete(tables.label))
+    rows = [{"position": i, "name": n, "description": d} for i, (n, d) in enumerate(after)]
+    _insert(db, tables.label, rows)
 
 
 def _change_labels(
-    db: sqlite3.Connection,
+    db: Connection,
     action: str,
     detail: str,
     before: list[tuple[str, str]],
@@ -185,15 +207,15 @@ def _change_labels(
     relabel = relabel or {}
     moved = [
         (doc, relabel[label.casefold()])
-        for doc, label, _, _ in db.execute(_LATEST + " WHERE a.label IS NOT NULL")
+        for doc, label, _, _ in db.execute(_latest().where(tables.annotation.c.label.is_not(None)))
         if label.casefold() in relabel
     ]
     if before == after and not moved:
         return
     at = _now()
-    batch = db.execute("INSERT INTO batch (user, at) VALUES (?, ?)", (user, at)).lastrowid
+    batch = _new_batch(db, user, at)
     _write_labels(db, batch, action, detail, before, after)
-    db.executemany(_INSERT_EVENT, [(doc, label, user, at, batch) for doc, label in moved])
+    _insert(db, tables.annotation, [_event(doc, label, user, at, batch) for doc, label in moved])
 
 
 def _writes(current: str | None, wanted: str | None, overwrite: bool) -> bool:
@@ -204,15 +226,15 @@ def _writes(current: str | None, wanted: str | None, overwrite: bool) -> bool:
 
 
 def _strays(
-    db: sqlite3.Connection,
+    db: Connection,
     action: str,
     now: list[tuple[str, str]],
     before: list[tuple[str, str]],
-    reverts: list[tuple],
+    reverts: list[dict[str, Any]],
     user: str,
     at: str,
     batch: int,
-) -> list[tuple]:
+) -> list[dict[str, Any]]:
     """Events for undoing a label change: documents that would be left carrying a label the
     undo removes (labeled with it after the change). A rename takes them back to its old name;
     any other change refuses (FewshotError), as set_labels does."""
@@ -220,65 +242,95 @@ def _strays(
     gone = {name.casefold() for name, _ in now} - kept
     if not gone:
         return []
-    reverted = {event[0]: event[1] for event in reverts}
+    reverted = {event["doc_id"]: event["label"] for event in reverts}
     stray = [
         doc
-        for doc, label, _, _ in db.execute(_LATEST)
+        for doc, label, _, _ in db.execute(_latest())
         if (reverted.get(doc, label) or "").casefold() in gone
     ]
     if not stray:
         return []
     if action == "rename":
         (old,) = [name for name, _ in before if name not in dict(now)]
-        return [(doc, old, user, at, batch) for doc in stray]
+        return [_event(doc, old, user, at, batch) for doc in stray]
     raise FewshotError(
         f"{_documents(len(stray))} got a label after that change that undoing it would remove: "
         "relabel them first"
     )
 
 
-def _undoable(db: sqlite3.Connection, user: str) -> int | None:
+def _undoable(db: Connection, user: str) -> int | None:
     """The user's latest batch that is neither an undo nor undone."""
-    row = db.execute(
-        "SELECT id FROM batch WHERE user = ? AND undoes IS NULL AND id NOT IN"
-        " (SELECT undoes FROM batch WHERE undoes IS NOT NULL) ORDER BY id DESC LIMIT 1",
-        (user,),
-    ).fetchone()
-    return None if row is None else row[0]
+    b, undone = tables.batch, tables.batch.alias("undone")
+    undone_ids = select(undone.c.undoes).where(undone.c.undoes.is_not(None))
+    query = (
+        select(b.c.id)
+        .where(b.c.user == user, b.c.undoes.is_(None), b.c.id.not_in(undone_ids))
+        .order_by(b.c.id.desc())
+        .limit(1)
+    )
+    return db.execute(query).scalar()
+
+
+def _batch_events(db: Connection, batch: int) -> list[tuple[int, str | None, str | None, Any]]:
+    """(document, label, its current label, its label just before) for each event of batch."""
+    event, later, earlier = (tables.annotation.alias(n) for n in ("event", "later", "earlier"))
+    newest = (
+        select(later.c.label)
+        .where(later.c.doc_id == event.c.doc_id)
+        .order_by(later.c.seq.desc())
+        .limit(1)
+    )
+    previous = (
+        select(earlier.c.label)
+        .where(earlier.c.doc_id == event.c.doc_id, earlier.c.seq < event.c.seq)
+        .order_by(earlier.c.seq.desc())
+        .limit(1)
+    )
+    query = select(
+        event.c.doc_id, event.c.label, newest.scalar_subquery(), previous.scalar_subquery()
+    )
+    return [tuple(row) for row in db.execute(query.where(event.c.batch == batch))]
+
+
+def _change(db: Connection, batch: int) -> tuple[str, str, str, str] | None:
+    """The label change batch made (action, detail, labels before and after, as JSON), if any."""
+    c = tables.label_change
+    query = select(c.c.action, c.c.detail, c.c.before, c.c.after).where(c.c.batch == batch)
+    row = db.execute(query).first()
+    return None if row is None else tuple(row)
 
 
 class Project:
-    """One labeling project in one SQLite file; share it freely between threads and processes."""
+    """One labeling project; share it freely between threads and processes.
 
-    def __init__(self, path: str | Path, name: str | None = None) -> None:
-        self.path = Path(path)
-        self.name = name or self.path.stem
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+    path is its SQLite file, or a PostgreSQL URL (then name says which project in that database,
+    and the attribute path is None). create=False refuses a project that does not exist yet.
+    """
+
+    def __init__(self, path: str | Path, name: str | None = None, create: bool = True) -> None:
+        mode = "create" if create else "open"
+        if tables.is_postgres(path):
+            if not name:
+                raise FewshotError("A project in PostgreSQL needs a name")
+            self.path, self.name, self.url = None, name, str(path)
+            self._db = tables.postgres_database(self.url, name, mode)
+        else:
+            self.path = Path(make_url(path).database if str(path).startswith("sqlite:") else path)
+            self.name, self.url = name or self.path.stem, None
+            self._db = tables.sqlite_database(self.path, self.name, mode)
+
+    @property
+    def key(self) -> str:
+        """What tells this project apart from any other, in any store (a cache key)."""
+        return str(self.path) if self.path is not None else f"{self.url}#{self.name}"
 
     @contextmanager
-    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """A fresh connection; with write=True one IMMEDIATE transaction, committed on exit.
-
-        IMMEDIATE takes the write lock up front, so a read-then-write (undo, add_documents) cannot
-        interleave with another writer, and waiting writers queue on the busy timeout.
-        """
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            if write:
-                db.execute("BEGIN IMMEDIATE")
+    def _connect(self, write: bool = False) -> Iterator[Connection]:
+        """One transaction, committed on exit; with write=True it queues behind other writers,
+        so a read-then-write (undo, add_documents) cannot interleave with another writer."""
+        with self._db.connect(write) as db:
             yield db
-            if write:
-                db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
 
     # Documents
 
@@ -288,22 +340,27 @@ class Project:
         ids."""
         rows = _document_rows(frame, 0)
         with self._connect(write=True) as db:
-            db.execute("DELETE FROM document")
-            db.executemany("INSERT INTO document VALUES (?, ?, ?, ?)", rows)
-            db.execute("DELETE FROM annotation")
-            db.execute("DELETE FROM label_change")
-            db.execute("DELETE FROM batch")
+            db.execute(delete(tables.document))
+            _insert(db, tables.document, rows)
+            for table in (tables.annotation, tables.label_change, tables.batch):
+                db.execute(delete(table))
 
     def add_documents(self, frame: pd.DataFrame) -> None:
         """Append documents; existing ids (and their annotations) are unchanged."""
         with self._connect(write=True) as db:
-            start = db.execute("SELECT COALESCE(MAX(id) + 1, 0) FROM document").fetchone()[0]
-            db.executemany("INSERT INTO document VALUES (?, ?, ?, ?)", _document_rows(frame, start))
+            _insert(db, tables.document, _document_rows(frame, self._size(db)))
+
+    @staticmethod
+    def _size(db: Connection) -> int:
+        """One past the largest document id: the corpus's size, as ids are 0..n-1."""
+        return db.execute(select(func.coalesce(func.max(tables.document.c.id) + 1, 0))).scalar()
 
     def documents(self) -> pd.DataFrame:
         """Columns id, text, source, then the metadata columns the documents came with."""
+        d = tables.document
         with self._connect() as db:
-            rows = db.execute("SELECT id, text, source, meta FROM document ORDER BY id").fetchall()
+            rows = db.execute(select(d.c.id, d.c.text, d.c.source, d.c.meta).order_by(d.c.id))
+            rows = [tuple(row) for row in rows]
         frame = pd.DataFrame(rows, columns=[*_FIXED, "meta"])
         frame = frame.astype({"id": "int64", "text": str, "source": str})
         metas = [json.loads(m) for m in frame.pop("meta").tolist()]
@@ -313,12 +370,13 @@ class Project:
 
     def texts(self) -> list[str]:
         """The documents' texts in id order: what every page run needs, without the metadata."""
+        d = tables.document
         with self._connect() as db:
-            return [row[0] for row in db.execute("SELECT text FROM document ORDER BY id")]
+            return list(db.execute(select(d.c.text).order_by(d.c.id)).scalars())
 
     def n_documents(self) -> int:
         with self._connect() as db:
-            return db.execute("SELECT COUNT(*) FROM document").fetchone()[0]
+            return db.execute(select(func.count()).select_from(tables.document)).scalar_one()
 
     # Labels
 
@@ -393,12 +451,15 @@ class Project:
 
     def label_history(self) -> pd.DataFrame:
         """Every change of the label set in order: who, when, what, and whether it was undone."""
+        b, c, undo = tables.batch, tables.label_change, tables.batch.alias("undo")
+        undone = select(undo.c.id).where(undo.c.undoes == b.c.id).exists()
+        query = (
+            select(b.c.at, b.c.user, c.c.action, c.c.detail, undone)
+            .join_from(c, b, b.c.id == c.c.batch)
+            .order_by(b.c.id)
+        )
         with self._connect() as db:
-            rows = db.execute(
-                "SELECT b.at, b.user, c.action, c.detail,"
-                " EXISTS (SELECT 1 FROM batch AS u WHERE u.undoes = b.id)"
-                " FROM label_change AS c JOIN batch AS b ON b.id = c.batch ORDER BY b.id"
-            ).fetchall()
+            rows = [tuple(row) for row in db.execute(query)]
         frame = pd.DataFrame(rows, columns=["at", "user", "action", "detail", "undone"])
         return frame.astype({"undone": bool})
 
@@ -427,47 +488,42 @@ class Project:
             return 0
         at = _now()
         with self._connect(write=True) as db:
-            size = db.execute("SELECT COALESCE(MAX(id) + 1, 0) FROM document").fetchone()[0]
+            size = self._size(db)
             bad = [i for i in ids if not 0 <= i < size]
             if bad:
                 raise FewshotError(f"No document with id {bad[0]} (the corpus has {size})")
-            now = {
-                doc: old
-                for doc, old, _, _ in db.execute(
-                    _LATEST + " WHERE a.doc_id IN (SELECT value FROM json_each(?))",
-                    (json.dumps(ids),),
-                )
-            }
+            now = _current(db, ids)
             wanted = None if label is None else label.casefold()
             ids = [i for i in ids if _writes(now.get(i), wanted, overwrite)]
             if ids:
-                batch = db.execute(
-                    "INSERT INTO batch (user, at) VALUES (?, ?)", (user, at)
-                ).lastrowid
-                db.executemany(_INSERT_EVENT, [(i, label, user, at, batch) for i in ids])
+                batch = _new_batch(db, user, at)
+                _insert(db, tables.annotation, [_event(i, label, user, at, batch) for i in ids])
         return len(ids)
 
     def annotations(self) -> pd.DataFrame:
         """The current label of each labeled document: its latest event, unless that removed it."""
+        a = tables.annotation
         with self._connect() as db:
-            rows = db.execute(_LATEST + " WHERE a.label IS NOT NULL ORDER BY a.doc_id").fetchall()
+            rows = db.execute(_latest().where(a.c.label.is_not(None)).order_by(a.c.doc_id))
+            rows = [tuple(row) for row in rows]
         frame = pd.DataFrame(rows, columns=["doc_id", "label", "user", "at"])
         return frame.astype({"doc_id": "int64", "label": str, "user": str, "at": str})
 
     def history(self, doc_id: int | None = None) -> pd.DataFrame:
         """Every annotation event in order; label is missing for removals, undoes names a batch,
         and action says what made it: label, undo, or the label-set change (rename, merge...)."""
+        a, b, c = tables.annotation, tables.batch, tables.label_change
+        action = case((b.c.undoes.is_not(None), "undo"), else_=func.coalesce(c.c.action, "label"))
         query = (
-            "SELECT a.seq, a.doc_id, a.label, a.user, a.at, a.batch, b.undoes,"
-            " CASE WHEN b.undoes IS NOT NULL THEN 'undo' ELSE COALESCE(c.action, 'label') END"
-            " FROM annotation AS a JOIN batch AS b ON b.id = a.batch"
-            " LEFT JOIN label_change AS c ON c.batch = a.batch"
+            select(a.c.seq, a.c.doc_id, a.c.label, a.c.user, a.c.at, a.c.batch, b.c.undoes, action)
+            .join_from(a, b, b.c.id == a.c.batch)
+            .outerjoin(c, c.c.batch == a.c.batch)
+            .order_by(a.c.seq)
         )
-        params: tuple[int, ...] = ()
         if doc_id is not None:
-            query, params = query + " WHERE a.doc_id = ?", (int(doc_id),)
+            query = query.where(a.c.doc_id == int(doc_id))
         with self._connect() as db:
-            rows = db.execute(query + " ORDER BY a.seq", params).fetchall()
+            rows = [tuple(row) for row in db.execute(query)]
         frame = pd.DataFrame(
             rows, columns=["seq", "doc_id", "label", "user", "at", "batch", "undoes", "action"]
         )
@@ -476,20 +532,19 @@ class Project:
 
     def last_action(self, user: str = "local") -> tuple[int, str] | None:
         """The batch undo would revert next for user, and what it did in words (None: nothing)."""
+        a = tables.annotation
         with self._connect() as db:
             batch = _undoable(db, user)
             if batch is None:
                 return None
-            change = db.execute(
-                "SELECT action, detail FROM label_change WHERE batch = ?", (batch,)
-            ).fetchone()
+            change = _change(db, batch)
             if change is not None:
                 return batch, f"{change[0]} {change[1]}"
             n, labels, name = db.execute(
-                "SELECT COUNT(*), COUNT(DISTINCT label), MAX(label) FROM annotation"
-                " WHERE batch = ?",
-                (batch,),
-            ).fetchone()
+                select(func.count(), func.count(distinct(a.c.label)), func.max(a.c.label)).where(
+                    a.c.batch == batch
+                )
+            ).one()
         if labels == 1:
             return batch, f"label {_documents(n)} as {name}"
         return batch, f"remove the label of {_documents(n)}"
@@ -508,10 +563,7 @@ class Project:
             target = _undoable(db, user)
             if target is None or (batch is not None and target != batch):
                 return False
-            change = db.execute(
-                "SELECT action, detail, before, after FROM label_change WHERE batch = ?",
-                (target,),
-            ).fetchone()
+            change = _change(db, target)
             now = _labels(db)
             if change is not None and now != _from_json(change[3]):
                 raise FewshotError(
@@ -519,59 +571,62 @@ class Project:
                     "undo that change first"
                 )
             at = _now()
-            undo = db.execute(
-                "INSERT INTO batch (user, at, undoes) VALUES (?, ?, ?)", (user, at, target)
-            ).lastrowid
+            undo = _new_batch(db, user, at, undoes=target)
             if change is not None:
                 _write_labels(
                     db, undo, "undo", f"{change[0]} {change[1]}", now, _from_json(change[2])
                 )
-            events = db.execute(
-                "SELECT seq, doc_id, label FROM annotation WHERE batch = ?", (target,)
-            ).fetchall()
-            latest = "SELECT label FROM annotation WHERE doc_id = ? ORDER BY seq DESC"
-            earlier = "SELECT label FROM annotation WHERE doc_id = ? AND seq < ? ORDER BY seq DESC"
-            reverts = []
-            for seq, doc_id, label in events:
-                if db.execute(latest, (doc_id,)).fetchone()[0] != label:
-                    continue  # labeled again since then, by someone: that label stays
-                before = db.execute(earlier, (doc_id, seq)).fetchone()
-                reverts.append((doc_id, before[0] if before else None, user, at, undo))
+            reverts = [
+                _event(doc_id, before, user, at, undo)
+                for doc_id, label, latest, before in _batch_events(db, target)
+                if latest == label  # else labeled again since then, by someone: that label stays
+            ]
             if change is not None:
                 reverts += _strays(
                     db, change[0], now, _from_json(change[2]), reverts, user, at, undo
                 )
-            db.executemany(_INSERT_EVENT, reverts)
+            _insert(db, tables.annotation, reverts)
         return True
 
     # Settings
 
     def get_setting(self, key: str, default: Any = None) -> Any:
+        s = tables.setting
         with self._connect() as db:
-            row = db.execute("SELECT value FROM setting WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+            value = db.execute(select(s.c.value).where(s.c.key == key)).scalar()
+        return default if value is None else json.loads(value)
 
     def set_setting(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable value (TypeError otherwise)."""
         text = json.dumps(value)
-        with self._connect(write=True) as db:
-            db.execute(
-                "INSERT INTO setting VALUES (?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, text),
-            )
+        s = tables.setting
+        with self._connect(write=True) as db:  # writers queue, so delete-then-insert is safe
+            db.execute(delete(s).where(s.c.key == key))
+            db.execute(insert(s).values(key=key, value=text))
 
 
 def projects_dir(root: Path | None = None) -> Path:
     return Path(root) if root is not None else config.data_dir() / "projects"
 
 
-def _project_path(name: str, root: Path | None) -> Path:
+def _store(root: str | Path | None) -> str | Path:
+    """Where projects live: root (a folder, or a postgresql:// URL), else FEWSHOT_DATABASE_URL,
+    else the data directory's projects folder."""
+    if root is None:
+        return config.database_url() or projects_dir()
+    return str(root) if tables.is_postgres(root) else Path(root)
+
+
+def _check_name(name: str) -> None:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise FewshotError(
             f"Invalid project name {name!r}: use 1-64 letters, digits, spaces, '-', '_' or '.', "
             "not starting with '.' and not starting or ending with a space"
         )
+
+
+def _project_path(name: str, root: Path | None) -> Path:
+    _check_name(name)
     base = projects_dir(root).resolve()
     path = (base / f"{name}{SUFFIX}").resolve()
     if path.parent != base:
@@ -579,21 +634,66 @@ def _project_path(name: str, root: Path | None) -> Path:
     return path
 
 
-def list_projects(root: Path | None = None) -> list[str]:
-    """Names of the projects under root (default: the data directory's projects folder)."""
-    base = projects_dir(root)
-    if not base.is_dir():
+@contextmanager
+def _reaching(what: str) -> Iterator[None]:
+    """A database that cannot be read (not a database, unreachable, refused) as a FewshotError."""
+    try:
+        yield
+    except (SQLAlchemyError, sqlite3.DatabaseError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        raise FewshotError(f"{what}: {str(reason).strip().splitlines()[0]}") from exc
+
+
+def _location(name: str, root: str | Path | None) -> str | Path:
+    """The file or database URL holding the project called name (checked) under root."""
+    store = _store(root)
+    if isinstance(store, Path):
+        return _project_path(name, store)
+    _check_name(name)
+    return store
+
+
+def list_projects(root: str | Path | None = None) -> list[str]:
+    """Names of the projects under root: a folder of SQLite files or a postgresql:// URL (default:
+    FEWSHOT_DATABASE_URL, else the data directory's projects folder)."""
+    store = _store(root)
+    if isinstance(store, str):
+        with _reaching(f"Projects in {tables.shown(store)} could not be listed"):
+            return sorted(tables.postgres_names(store), key=str.lower)
+    if not store.is_dir():
         return []
-    names = (p.stem for p in base.glob(f"*{SUFFIX}") if _NAME.fullmatch(p.stem))
+    names = (p.stem for p in store.glob(f"*{SUFFIX}") if _NAME.fullmatch(p.stem))
     return sorted(names, key=str.lower)
 
 
-def open_project(name: str, root: Path | None = None, create: bool = True) -> Project:
-    """The project called name, created (empty) unless create=False."""
-    path = _project_path(name, root)
-    if not create and not path.exists():
-        raise FewshotError(f"No project named '{name}'")
-    try:
-        return Project(path, name)
-    except sqlite3.DatabaseError as exc:
-        raise FewshotError(f"Project '{name}' could not be opened: {exc}") from exc
+def open_project(name: str, root: str | Path | None = None, create: bool = True) -> Project:
+    """The project called name, created (empty) unless create=False; root as for list_projects."""
+    location = _location(name, root)
+    with _reaching(f"Project '{name}' could not be opened"):
+        return Project(location, name, create)
+
+
+def _copy_target(name: str, to: str) -> str | Path:
+    """Where copy_project writes: a postgresql:// URL, a sqlite:/// URL or .sqlite file, or a
+    folder of projects (the file NAME.sqlite in it)."""
+    if tables.is_postgres(to):
+        return to
+    if to.startswith("sqlite:"):
+        if not make_url(to).database:
+            raise FewshotError(f"{to} names no file: give sqlite:///path/to/{name}{SUFFIX}")
+        return Path(make_url(to).database)
+    return Path(to) if to.endswith(SUFFIX) else _project_path(name, Path(to))
+
+
+def copy_project(name: str, to: str, root: str | Path | None = None) -> dict[str, int]:
+    """Copy the project called name (under root, as open_project finds it) with everything it
+    holds into the store `to`, ids and history as they are; a project of that name already
+    there is refused and left untouched. Returns the rows copied per table."""
+    source = open_project(name, root, create=False)
+    target = _copy_target(name, to)
+    with _reaching(f"Project '{name}' could not be copied"):
+        if isinstance(target, str):
+            database = tables.postgres_database(target, name, "new")
+        else:
+            database = tables.sqlite_database(target, name, "new")
+        return tables.copy_rows(source._db, database)

@@ -2,11 +2,13 @@
 
 The single place where the app and the command line turn stored state into predictions, so every
 page shows the same numbers. Document embeddings are computed once per corpus (through the cache);
-everything that depends on labels is refitted on demand, which takes well under a second.
+everything that depends on labels is refitted on demand: under a second on 10,000 documents, a
+few on 100,000, and the app leaves the calibration's cross-validation to the background.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -91,6 +93,7 @@ class Prediction:
 
 MIN_HELD_OUT = 20  # human labels before cross-validation has a say in the temperature
 CALIBRATION_LABELS = 40  # held-out labels worth as much as the corpus's estimate
+FOLDS = 5  # of the cross-validation on the human labels
 
 
 class Workspace:
@@ -111,6 +114,7 @@ class Workspace:
         self._search_texts: pa.Array | None = None
         # per (labels, view, transductive, lexical): ids, labels, held-out probabilities, temperature
         self._held_out_cache: dict[tuple, tuple] = {}
+        self.fit_seconds: dict[str, float] = {}  # per view, the last fit's: what the next will take
 
     @property
     def terms(self) -> sparse.csr_matrix | None:
@@ -161,6 +165,7 @@ class Workspace:
         transductive: bool | str = "auto",
         lexical: bool = True,
         wait: bool = True,
+        progress: Progress | None = None,
     ) -> Prediction:
         """Fit the view on the human labels (doc id -> label name) and the corpus; score every doc.
 
@@ -169,11 +174,19 @@ class Workspace:
         Without `wait`, a cross-validation the calibration needs is left to `cross_validated_
         accuracy` (the app runs it in the background; five fits are seconds on a large corpus):
         the prediction is then `pending`, tempered by what is at hand, and `calibrated` later.
+        progress(done, total) counts fits: one, and the cross-validation's when it waits for them.
         """
         if view not in VIEWS:
             raise FewshotError(f"Unknown view '{view}'; choose one of {', '.join(VIEWS)}.")
         ids, y = self._human(labels, human)
+        held = self._held_out_cache.get((labels, view, transductive, lexical))
+        cross_validate = bool(transductive) and self._wants_held_out(ids, y)
+        cross_validate = cross_validate and not self._fresh(held, ids)
+        folds = min(FOLDS, len(ids)) if cross_validate and wait else 0
+        report = progress or (lambda done, total: None)
+        report(0, 1 + folds)
         prediction, embedding = self._fit(labels, view, ids, y, transductive, lexical)
+        report(1, 1 + folds)
         if not transductive:
             return prediction  # cosine at the classifier's temperature is calibrated as it is
         classifier = prediction.classifier
@@ -181,16 +194,19 @@ class Workspace:
         prediction.estimate = corpus_accuracy(embedding, plain)
         prediction.corpus_temperature = match_confidence(prediction.proba, prediction.estimate)
         prediction.uncalibrated, prediction.fit = prediction.proba, (transductive, lexical)
-        if self._wants_held_out(ids, y) and not self._fresh(prediction):
+        if cross_validate:
             if wait:
-                self._cross_validate(labels, view, ids, y, transductive, lexical)
+                fold_done = lambda done, total: report(1 + done, 1 + total)  # noqa: E731
+                self._cross_validate(labels, view, ids, y, transductive, lexical, fold_done)
             else:
                 prediction.pending = True
         return self._tempered(prediction)
 
     def calibrated(self, prediction: Prediction) -> Prediction:
         """A pending prediction tempered anew once its cross-validation is done (else as it is)."""
-        if not prediction.pending or not self._fresh(prediction):
+        if not prediction.pending:
+            return prediction
+        if not self._fresh(self._held_out_entry(prediction), prediction.fitted_on):
             return prediction
         return self._tempered(replace(prediction, pending=False))
 
@@ -202,11 +218,11 @@ class Workspace:
         key = (prediction.labels, prediction.view, *prediction.fit)
         return self._held_out_cache.get(key)
 
-    def _fresh(self, prediction: Prediction) -> bool:
-        """Whether the cached cross-validation still speaks for the prediction's labels: its
-        labels are among them, and they have grown by at most a tenth since. It changes slowly,
-        and the app refits on every label."""
-        held, ids = self._held_out_entry(prediction), prediction.fitted_on
+    @staticmethod
+    def _fresh(held: tuple | None, ids: np.ndarray) -> bool:
+        """Whether a cached cross-validation still speaks for these human labels: its labels are
+        among them, and they have grown by at most a tenth since. It changes slowly, and the app
+        refits on every label."""
         return held is not None and set(held[0]) <= set(ids) and len(ids) <= 1.1 * len(held[0])
 
     def _tempered(self, prediction: Prediction) -> Prediction:
@@ -243,10 +259,11 @@ class Workspace:
         y: np.ndarray,
         transductive: bool | str,
         lexical: bool,
+        progress: Progress | None = None,
     ) -> np.ndarray:
         """Held-out probabilities of the human labels, kept (with their temperature) for the
         calibration of later fits with these settings."""
-        held_out = self._held_out(labels, view, ids, y, transductive, lexical)
+        held_out = self._held_out(labels, view, ids, y, transductive, lexical, progress)
         if self._wants_held_out(ids, y):
             key = (labels, view, transductive, lexical)
             self._held_out_cache[key] = (ids, y, held_out, fit_temperature(held_out, y))
@@ -262,6 +279,7 @@ class Workspace:
         lexical: bool = True,
     ) -> tuple[Prediction, np.ndarray]:
         """The uncalibrated prediction, and the embedding classifier's part of it."""
+        started = time.perf_counter()
         docs = self.views[view]
         classifier = FewShotClassifier(self.label_vectors(labels)[view], transductive=transductive)
         classifier.fit(docs[ids], y, corpus=docs)
@@ -272,6 +290,7 @@ class Workspace:
             expert = LexicalExpert().fit(terms, proba, ids, y)
             proba = expert.combined_
         prediction = Prediction(view, labels, proba, classifier, ids, expert, fitted_labels=y)
+        self.fit_seconds[view] = time.perf_counter() - started
         return prediction, embedding
 
     def _held_out(
@@ -282,16 +301,19 @@ class Workspace:
         y: np.ndarray,
         transductive: bool | str = "auto",
         lexical: bool = True,
-        folds: int = 5,
+        progress: Progress | None = None,
     ) -> np.ndarray:
-        """Uncalibrated probabilities of each human-labeled document from a fit without its fold."""
-        fold_of = np.arange(len(ids)) % min(folds, len(ids))
+        """Uncalibrated probabilities of each human-labeled document from a fit without its fold
+        (progress: folds done of FOLDS)."""
+        fold_of = np.arange(len(ids)) % min(FOLDS, len(ids))
         np.random.default_rng(0).shuffle(fold_of)
         out = np.zeros((len(ids), len(labels)), dtype=np.float32)
         for fold in range(fold_of.max() + 1):
             train, test = fold_of != fold, fold_of == fold
             fitted, _ = self._fit(labels, view, ids[train], y[train], transductive, lexical)
             out[test] = fitted.proba[ids[test]]
+            if progress is not None:
+                progress(fold + 1, fold_of.max() + 1)
         return out
 
     def labeler(self, prediction: Prediction, label_set: str = "") -> Labeler:

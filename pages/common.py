@@ -122,7 +122,7 @@ def embedder() -> Embedder:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _workspace(project_path: str, fingerprint: str, _texts: tuple[str, ...]) -> Workspace:
+def _workspace(project_key: str, fingerprint: str, _texts: tuple[str, ...]) -> Workspace:
     """One Workspace per (project, corpus), shared by all sessions; _texts is not hashed.
 
     Elements drawn in here are replayed on a cache hit; the bar is emptied, so nothing shows then.
@@ -145,7 +145,7 @@ def _corpus(project: Project) -> tuple[str, Workspace] | None:
     if not texts:
         return None
     fingerprint = text_fingerprint(texts)
-    return fingerprint, _workspace(str(project.path), fingerprint, texts)
+    return fingerprint, _workspace(project.key, fingerprint, texts)
 
 
 def workspace(project: Project) -> Workspace | None:
@@ -156,15 +156,15 @@ def workspace(project: Project) -> Workspace | None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _metadata(project_path: str, fingerprint: str) -> pd.DataFrame:
+def _metadata(project_key: str, fingerprint: str, _project: Project) -> pd.DataFrame:
     """id, source and the metadata columns, per (project, corpus): parsing them is slow at
     50,000 documents, and they change only with the corpus. Shared: never modify it."""
-    return Project(project_path).documents().drop(columns="text")
+    return _project.documents().drop(columns="text")
 
 
 def metadata(state: Current) -> pd.DataFrame:
     """The documents' id, source and metadata columns (row i is document i)."""
-    return _metadata(str(state.project.path), state.corpus)
+    return _metadata(state.project.key, state.corpus, state.project)
 
 
 # Labels and predictions
@@ -216,7 +216,12 @@ class Current:
             memo = (key, {})
             st.session_state["fits"] = memo
         if view not in memo[1]:
-            memo[1][view] = self.workspace.predict(self.labels, self.human, view, wait=False)
+            last = self.workspace.fit_seconds.get(view)
+            about = f", about {last:.0f} s" if last is not None and last >= 1 else ""
+            n = plural(len(self.workspace.texts), "document")
+            with st.spinner(f"Fitting {VIEWS[view]} on {n}{about}...", show_time=True):
+                fit = self.workspace.predict(self.labels, self.human, view, wait=False)
+            memo[1][view] = fit
         if memo[1][view].pending and self.cross_validation(view).done():
             memo[1][view] = self.workspace.calibrated(memo[1][view])
         return memo[1][view]

@@ -156,9 +156,11 @@ else:
 
     @st.fragment(run_every=2)
     def swap_in_umap() -> None:
-        """Poll the background fit; rerun the page once it has finished (or failed)."""
+        """Poll the background fit, saying how far it is; rerun the page once it has finished
+        (or failed)."""
         if cache.status(docs[sample]) != "computing":
             st.rerun()
+        st.caption(f":material/hourglass_top: UMAP: {cache.progress(docs[sample])}.")
 
     swap_in_umap()
 rows, xy = drawn(layout, docs, sample, np.fromiter(now.human, np.int64, len(now.human)))

@@ -1,20 +1,24 @@
 """Shared fixtures: the real packaged models, loaded once per test session, on small inputs."""
 
+import itertools
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
+import psycopg
 import pytest
 
 # Before any fewshot import: a fresh data directory per run, and a small Zmap vocabulary.
 os.environ["FEWSHOT_DATA_DIR"] = tempfile.mkdtemp(prefix="fewshot-test-")
 os.environ.setdefault("FEWSHOT_ZMAP_WORDS", "2000")
+os.environ.pop("FEWSHOT_DATABASE_URL", None)  # tests choose their store: SQLite unless they ask
 
 from fewshot import config  # noqa: E402
 from fewshot.encoders import EmbeddingCache, SentenceEncoder, load_word_vectors  # noqa: E402
 from fewshot.views import Embedder, fit_zmap  # noqa: E402
+from tests.postgres_server import PostgresServer, binaries  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,3 +55,38 @@ def no_background_work_left():
     common = sys.modules.get("pages.common")
     if common is not None:
         common._background().submit(lambda: None).result(timeout=300)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server for the session (about a second to start). Missing binaries
+    fail the tests that need it in CI, where `make test` installs them, and skip them elsewhere."""
+    bin_dir = binaries()
+    if bin_dir is None:
+        message = "PostgreSQL not found under /usr/lib/postgresql/*/bin: run `make postgres`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresServer(bin_dir).start()
+    yield server
+    server.stop()
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """An empty database of its own for one test, dropped afterwards (with its connections)."""
+    name = f"test_{next(_databases)}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield postgres_server.url.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(postgres_server.url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """Where a test's projects live: a folder of SQLite files, or an empty PostgreSQL database."""
+    return tmp_path if request.param == "sqlite" else request.getfixturevalue("postgres_url")

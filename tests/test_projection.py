@@ -4,6 +4,7 @@ The UMAP fit in this file is the only one: the first fit in a process pays 30-60
 compilation, so everything UMAP-related is checked on that single fit.
 """
 
+import re
 import time
 
 import numpy as np
@@ -93,8 +94,10 @@ def test_background_umap_is_fitted_once_and_cached_on_disk(tmp_path):
     assert first.method == "pca"
     assert cache.status(x) in ("computing", "ready")
 
+    assert cache.progress(x)  # "finding each document's nearest neighbours", or the steps
     fitted = cache.wait(x, timeout=600)
     assert fitted.method == "umap"
+    assert re.fullmatch(r"arranging the points, step (\d+) of \1", cache.progress(x))
     assert fitted.embedding_.shape == (len(x), 2) and np.isfinite(fitted.embedding_).all()
     assert cache.status(x) == "ready"
     assert cache.layout(x) is fitted
