@@ -18,9 +18,12 @@ navigation = st.navigation(
         st.Page(common.LABELS_PAGE, title="Labels", icon=":material/label:"),
         st.Page(common.TEACH_PAGE, title="Teach", icon=":material/school:"),
         st.Page("pages/map.py", title="Map", icon=":material/scatter_plot:"),
+        st.Page("pages/review.py", title="Review", icon=":material/rate_review:"),
         st.Page("pages/export.py", title="Export", icon=":material/download:"),
-    ]
+    ],
+    position="sidebar" if common.signed_in() else "hidden",
 )
+common.sign_in()
 
 
 def _create_project() -> None:
@@ -48,6 +51,7 @@ with st.sidebar:
             st.form_submit_button("Create", on_click=_create_project)
     if error := st.session_state.pop("project_error", None):
         st.error(common.escape_markdown(error))
+    common.who()
     if (project := common.current_project()) is not None:
         st.markdown(
             f"{common.plural(project.n_documents(), 'document')}  \n"

@@ -33,14 +33,14 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from fewshot import config
 from fewshot.store import open_project
-from tests.browser_server import CHROMIUM_FLAGS, app_server, wait_until_idle
+from tests.browser_server import CHROMIUM_FLAGS, app_server, sign_in, wait_until_idle
 
 SUGGESTED = re.compile(r"^Document (\d+), suggested")  # the Teach page's caption
 TIMEOUT_MS = 1_800_000  # the first visit of a new server loads the models and the corpus
 PRESS_TIMEOUT_MS = 300_000  # a press that shows no other document by then is an error
 IDLE_LIMIT_S = 600  # waiting for the server to go idle stops after this long
 READ_MS = 500  # on screen this long before each press (the page needs 0.3 s)
-USER = "local"  # the app's user: whose labels the presses write, and whose undo reverts them
+USER = "timing"  # the name signed in with: whose labels the presses write, whose undo reverts them
 
 # In the page: the time of the next keydown, and of the first DOM change after it that makes the
 # caption name another document.
@@ -87,7 +87,7 @@ def _settle(page: Page, server_pid: int, idle_limit: float) -> None:
 def _open_teach(page: Page, url: str, project: str) -> None:
     """The app in the browser, the project picked in the sidebar as a user would, then Teach."""
     page.goto(url)
-    page.get_by_role("heading", name="Data").wait_for()
+    sign_in(page, USER)
     sidebar = page.get_by_test_id("stSidebar")
     picker = sidebar.get_by_test_id("stSelectbox")
     if project not in picker.inner_text().splitlines():

@@ -121,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=UMAP_TIMEOUT_S)
     at.session_state["project"] = args.project
+    at.session_state["annotator"] = "timing"  # signed in, as a user would be
     pages = {}
     for name, page in PAGES.items():
         since = time.time()

@@ -147,6 +147,7 @@ def projects(args: argparse.Namespace) -> None:
         "document": ("document", "documents"), "label": ("label", "labels"),
         "batch": ("batch", "batches"), "annotation": ("annotation event", "annotation events"),
         "label_change": ("label change", "label changes"), "setting": ("setting", "settings"),
+        "review": ("resolution", "resolutions"),
     }  # fmt: skip
     copied = ", ".join(f"{n:,} {nouns[table][n != 1]}" for table, n in counts.items())
     print(f"copied project '{args.name}' to {where}: {copied}", file=sys.stderr)

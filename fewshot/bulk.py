@@ -10,12 +10,13 @@ import numpy as np
 
 @dataclass(frozen=True)
 class BulkPreview:
-    """Counts for labeling `ids` as `label`; `Project.annotate` writes exactly `to_write`."""
+    """Counts for labeling `ids` as `label`; `Project.annotate` changes the label of exactly
+    `to_write` (and adds the annotator's vote to those of `same` that someone else labeled)."""
 
     label: str
     ids: tuple[int, ...]
     unlabeled: int  # no human label yet: they get it
-    same: int  # already carry the label: nothing to write
+    same: int  # already carry the label: unchanged
     other: int  # carry another human label: kept, unless overwrite
     predicted: int  # the classifier already predicts the label for these
 

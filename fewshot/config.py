@@ -31,6 +31,12 @@ def database_url() -> str | None:
     return url
 
 
+def password() -> str | None:
+    """The password a quick demo on a network asks for (FEWSHOT_PASSWORD); None: none asked.
+    Real deployments use Streamlit's login instead (README, Security)."""
+    return os.environ.get("FEWSHOT_PASSWORD") or None
+
+
 def sentence_model() -> str:
     """Sentence-transformers model directory (FEWSHOT_SENTENCE_MODEL); default: the packaged MiniLM."""
     configured = os.environ.get("FEWSHOT_SENTENCE_MODEL")

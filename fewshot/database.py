@@ -99,11 +99,16 @@ label_change = Table(
     Column("before", Text, nullable=False),
     Column("after", Text, nullable=False),
 )  # fmt: skip
+# Version 3: the batches that are a reviewer's resolution of a disagreement, not one more vote.
+review = Table(
+    "review", _tables,
+    Column("batch", Integer, ForeignKey(batch.c.id), primary_key=True, autoincrement=False),
+)  # fmt: skip
 schema_version = Table("schema_version", _tables, Column("version", Integer, nullable=False))
 # Version 2: undo and the label history look batches up by the batch they undo.
 _BATCH_UNDOES = Index("batch_undoes", batch.c.undoes)
 # What a project holds, parents before the rows that point at them (copy_rows inserts in order).
-CONTENT = (document, label, batch, annotation, setting, label_change)
+CONTENT = (document, label, batch, annotation, setting, label_change, review)
 
 _registry = MetaData()
 registry = Table(
@@ -113,8 +118,8 @@ registry = Table(
 )  # fmt: skip
 
 # Step n brings a project from version n - 1 to n; version 1 is the schema of the files made
-# before versions were kept, which is the tables above without batch_undoes.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _BATCH_UNDOES.create}
+# before versions were kept, which is the tables above without batch_undoes and review.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _BATCH_UNDOES.create, 3: review.create}
 VERSION = max(MIGRATIONS)
 
 _engines: dict[str, Engine] = {}

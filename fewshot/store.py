@@ -9,6 +9,10 @@ people labeling one document both leave an event, the latest one is the current 
 appends events rather than deleting any. Changes of the label set (edit, rename, merge, delete)
 are batches too, with the lists before and after, so one undo per user reverts whichever came
 last. No pickle: rows and JSON only.
+
+With several annotators each has a vote per document (`votes`), a reviewer can settle a document
+(`resolve`, a batch marked in the table `review`), and a counting rule (`COUNTING_RULES`) says
+which label counts: the latest of anyone's, the majority of the votes, or the resolution.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ SUFFIX = ".sqlite"
 _NAME = re.compile(r"[A-Za-z0-9_-](?:[A-Za-z0-9 ._-]{0,62}[A-Za-z0-9._-])?")
 _FIXED = ("id", "text", "source")
 _IN_LIMIT = 1000  # annotate filters by id in SQL up to this many ids, and in Python beyond
+COUNTING_RULES = ("latest", "majority", "reviewer")
+_VOTE_COLUMNS = ["doc_id", "user", "label", "at", "resolution"]
+_COUNTED_COLUMNS = ["doc_id", "label", "user", "at"]
 
 
 def _now() -> str:
@@ -218,11 +225,14 @@ def _change_labels(
     _insert(db, tables.annotation, [_event(doc, label, user, at, batch) for doc, label in moved])
 
 
-def _writes(current: str | None, wanted: str | None, overwrite: bool) -> bool:
-    """Whether annotate writes an event for a document whose current label is current: not when
-    it changes nothing, nor over another human label unless overwrite."""
-    now = None if current is None else current.casefold()
-    return now != wanted and (overwrite or now is None)
+def _writes(current: str | None, own: str | None, wanted: str | None, overwrite: bool) -> bool:
+    """Whether annotate writes an event for a document whose current label is current and the
+    user's own vote own: not when it changes neither, nor over another human label unless
+    overwrite. A second annotator giving the label it carries does write: that is their vote."""
+    now, mine = (None if x is None else x.casefold() for x in (current, own))
+    if now == wanted and mine == wanted:
+        return False
+    return overwrite or now is None or now == wanted
 
 
 def _strays(
@@ -301,6 +311,110 @@ def _change(db: Connection, batch: int) -> tuple[str, str, str, str] | None:
     return None if row is None else tuple(row)
 
 
+def _ids(doc_ids: int | Sequence[int]) -> list[int]:
+    ids = [doc_ids] if isinstance(doc_ids, Integral) else doc_ids
+    return list(dict.fromkeys(int(i) for i in ids))
+
+
+def _check_ids(db: Connection, ids: list[int]) -> None:
+    size = Project._size(db)
+    bad = [i for i in ids if not 0 <= i < size]
+    if bad:
+        raise FewshotError(f"No document with id {bad[0]} (the corpus has {size})")
+
+
+def _own_votes(*where: Any) -> Select:
+    """Each user's latest own label per document, and apart from it their latest resolution
+    of it (of the events matching where): not an undo, not undone (undoing retracts the vote,
+    even where the undo reverts the document to someone else's label), not a label change (that
+    moves votes, see _moves). So resolving a document leaves the reviewer's own vote, and the
+    agreement, as they were. Label NULL: no vote."""
+    a, b, r, c = tables.annotation, tables.batch, tables.review, tables.label_change
+    undone = tables.batch.alias("undone")
+    retracted = select(undone.c.undoes).where(undone.c.undoes.is_not(None))
+    own = (
+        select(func.max(a.c.seq).label("seq"))
+        .join_from(a, b, b.c.id == a.c.batch)
+        .outerjoin(r, r.c.batch == a.c.batch)
+        .where(b.c.undoes.is_(None), b.c.id.not_in(retracted), b.c.id.not_in(select(c.c.batch)))
+        .where(*where)
+        .group_by(a.c.doc_id, a.c.user, r.c.batch.is_not(None))
+        .subquery()
+    )
+    resolution = r.c.batch.is_not(None)
+    return (
+        select(a.c.doc_id, a.c.user, a.c.label, a.c.at, resolution, a.c.seq, a.c.batch)
+        .join_from(a, own, own.c.seq == a.c.seq)
+        .outerjoin(r, r.c.batch == a.c.batch)
+    )
+
+
+def _moves(db: Connection) -> list[tuple[int, dict[str, str | None]]]:
+    """The label changes that stand (not undone), in order, each as the batch and how it moves
+    the votes cast before it: {old name casefolded: new name, None when deleted}. An undone
+    rename's undo moves the votes cast with the new name back; other undos move none."""
+    b, c, undo = tables.batch, tables.label_change, tables.batch.alias("undo")
+    undone = select(undo.c.id).where(undo.c.undoes == b.c.id).exists()
+    query = (
+        select(c.c.batch, c.c.action, c.c.detail, c.c.before, c.c.after)
+        .join_from(c, b, b.c.id == c.c.batch)
+        .where(~undone)
+        .order_by(c.c.batch)
+    )
+    moves = []
+    for batch, action, detail, before, after in db.execute(query):
+        old, new = [n for n, _ in _from_json(before)], [n for n, _ in _from_json(after)]
+        gone, added = [n for n in old if n not in new], [n for n in new if n not in old]
+        if action == "undo" and detail.startswith("rename "):
+            action = "rename"
+        if action == "rename" and len(gone) == len(added) == 1:
+            moves.append((batch, {gone[0].casefold(): added[0]}))
+        elif action == "merge":
+            target = max((n for n in new if detail.endswith(f" into {n}")), key=len, default=None)
+            moves.append((batch, dict.fromkeys((n.casefold() for n in gone), target)))
+        elif action == "delete":
+            moves.append((batch, dict.fromkeys((n.casefold() for n in gone), None)))
+    return moves
+
+
+def _votes(db: Connection) -> pd.DataFrame:
+    """votes() with each vote's seq and batch, for the counting rules' tie-breaks."""
+    rows = [
+        tuple(row) for row in db.execute(_own_votes().where(tables.annotation.c.label.is_not(None)))
+    ]
+    frame = pd.DataFrame(rows, columns=[*_VOTE_COLUMNS, "seq", "batch"], dtype=object)
+    labels, folded = frame["label"].copy(), frame["label"].map(str.casefold)
+    for batch, move in _moves(db):
+        hit = (frame["batch"] < batch) & folded.isin(list(move))
+        labels[hit] = folded[hit].map(move)
+        folded[hit] = labels[hit].map(lambda n: None if n is None else n.casefold())
+    frame["label"] = labels
+    frame = frame[frame["label"].notna()].sort_values(["doc_id", "user"], ignore_index=True)
+    types = {"doc_id": "int64", "user": str, "label": str, "at": str, "resolution": bool}
+    return frame.astype({**types, "seq": "int64", "batch": "int64"})
+
+
+def _majority(votes: pd.DataFrame) -> pd.DataFrame:
+    """Per document the label with the most votes (ignoring case); a tie goes to the label whose
+    latest vote is the latest, and that vote gives the row its label, user and time."""
+    resolved = votes.loc[votes["resolution"], ["doc_id", "user"]]
+    replaced = pd.MultiIndex.from_frame(votes[["doc_id", "user"]]).isin(
+        pd.MultiIndex.from_frame(resolved)
+    )
+    votes = votes[votes["resolution"] | ~replaced]  # a reviewer's resolution is their vote
+    keyed = votes.assign(key=votes["label"].str.casefold())
+    groups = keyed.groupby(["doc_id", "key"])["seq"].agg(["size", "max"]).reset_index()
+    winners = groups.sort_values(["doc_id", "size", "max"]).groupby("doc_id").tail(1)
+    return votes[votes["seq"].isin(winners["max"])]
+
+
+def _reviewed(votes: pd.DataFrame, latest: pd.DataFrame) -> pd.DataFrame:
+    """The latest resolution of each document that has one, else its latest label."""
+    resolutions = votes[votes["resolution"]].sort_values("seq").groupby("doc_id").tail(1)
+    rest = latest[~latest["doc_id"].isin(resolutions["doc_id"])]
+    return pd.concat([resolutions[_COUNTED_COLUMNS], rest], ignore_index=True)
+
+
 class Project:
     """One labeling project; share it freely between threads and processes.
 
@@ -342,7 +456,7 @@ class Project:
         with self._connect(write=True) as db:
             db.execute(delete(tables.document))
             _insert(db, tables.document, rows)
-            for table in (tables.annotation, tables.label_change, tables.batch):
+            for table in (tables.annotation, tables.label_change, tables.review, tables.batch):
                 db.execute(delete(table))
 
     def add_documents(self, frame: pd.DataFrame) -> None:
@@ -474,12 +588,11 @@ class Project:
     ) -> int:
         """Record label (None: label removed) for the documents, as one batch that undo reverts.
 
-        Documents that already carry this label get no new event, so a double click writes one
-        label; with overwrite=False neither do documents whose human label is
-        another one. Returns how many documents were written (no batch when none).
+        Documents that already carry this label, by this user's vote too, get no new event, so a
+        double click writes one label; with overwrite=False neither do documents whose human
+        label is another one. Returns how many documents were written (no batch when none).
         """
-        ids = [doc_ids] if isinstance(doc_ids, Integral) else doc_ids
-        ids = list(dict.fromkeys(int(i) for i in ids))
+        ids = _ids(doc_ids)
         if label is not None and (not isinstance(label, str) or not label.strip()):
             raise FewshotError(f"A label must be a non-empty name, not {label!r}")
         if not user:
@@ -488,36 +601,100 @@ class Project:
             return 0
         at = _now()
         with self._connect(write=True) as db:
-            size = self._size(db)
-            bad = [i for i in ids if not 0 <= i < size]
-            if bad:
-                raise FewshotError(f"No document with id {bad[0]} (the corpus has {size})")
+            _check_ids(db, ids)
             now = _current(db, ids)
             wanted = None if label is None else label.casefold()
-            ids = [i for i in ids if _writes(now.get(i), wanted, overwrite)]
+            mine = tables.annotation.c.user == user
+            if len(ids) <= _IN_LIMIT:
+                mine = mine & tables.annotation.c.doc_id.in_(ids)
+            own = {
+                doc: vote
+                for doc, _, vote, _, resolution, *_ in db.execute(_own_votes(mine))
+                if not resolution
+            }
+            ids = [i for i in ids if _writes(now.get(i), own.get(i), wanted, overwrite)]
             if ids:
                 batch = _new_batch(db, user, at)
                 _insert(db, tables.annotation, [_event(i, label, user, at, batch) for i in ids])
         return len(ids)
 
-    def annotations(self) -> pd.DataFrame:
-        """The current label of each labeled document: its latest event, unless that removed it."""
+    def resolve(self, doc_ids: int | Sequence[int], label: str, user: str = "local") -> int:
+        """A reviewer settles the documents as label: one batch of its own, marked in `review`,
+        so the rule "reviewer" counts it, history() says "resolve" and undo reverts it.
+
+        Documents whose latest event is already a resolution as label get none (a double click
+        writes one). Returns how many documents were written (no batch when none).
+        """
+        ids = _ids(doc_ids)
+        if not isinstance(label, str) or not label.strip():
+            raise FewshotError(f"A resolution needs a label, not {label!r}")
+        if not user:
+            raise FewshotError("A resolution needs a user name")
+        if not ids:
+            return 0
+        a, r = tables.annotation, tables.review
+        at = _now()
+        with self._connect(write=True) as db:
+            _check_ids(db, ids)
+            latest = _latest().add_columns(r.c.batch).outerjoin(r, r.c.batch == a.c.batch)
+            if len(ids) <= _IN_LIMIT:
+                latest = latest.where(a.c.doc_id.in_(ids))
+            settled = {
+                doc
+                for doc, now, _, _, review in db.execute(latest)
+                if review is not None and now is not None and now.casefold() == label.casefold()
+            }
+            ids = [i for i in ids if i not in settled]
+            if ids:
+                batch = _new_batch(db, user, at)
+                db.execute(insert(r).values(batch=batch))
+                _insert(db, a, [_event(i, label, user, at, batch) for i in ids])
+        return len(ids)
+
+    def votes(self) -> pd.DataFrame:
+        """Each annotator's current label of each document, one row per (doc_id, user), and a row
+        apart for a reviewer's latest resolution of it: columns doc_id, user, label, at,
+        resolution (agreement leaves those out). A removal or an undo takes the user's vote
+        back; a rename, merge or delete moves it with its label."""
+        with self._connect() as db:
+            return _votes(db)[_VOTE_COLUMNS]
+
+    def annotations(self, rule: str = "latest") -> pd.DataFrame:
+        """The label that counts for each labeled document by rule (COUNTING_RULES): "latest"
+        is its latest event, unless that removed it; "majority" the label most annotators give
+        (a tie goes to the latest of the tied labels); "reviewer" its latest resolution, else
+        the latest. Columns doc_id, label, user (who gave it), at."""
+        if rule not in COUNTING_RULES:
+            raise FewshotError(
+                f"Unknown counting rule {rule!r}: use one of {', '.join(COUNTING_RULES)}"
+            )
         a = tables.annotation
         with self._connect() as db:
-            rows = db.execute(_latest().where(a.c.label.is_not(None)).order_by(a.c.doc_id))
-            rows = [tuple(row) for row in rows]
-        frame = pd.DataFrame(rows, columns=["doc_id", "label", "user", "at"])
+            votes = _votes(db) if rule != "latest" else None
+            rows = [] if rule == "majority" else db.execute(_latest().where(a.c.label.is_not(None)))
+            latest = pd.DataFrame([tuple(row) for row in rows], columns=_COUNTED_COLUMNS)
+        if rule == "majority":
+            latest = _majority(votes)[_COUNTED_COLUMNS]
+        elif rule == "reviewer":
+            latest = _reviewed(votes, latest)
+        frame = latest.sort_values("doc_id", ignore_index=True)
         return frame.astype({"doc_id": "int64", "label": str, "user": str, "at": str})
 
     def history(self, doc_id: int | None = None) -> pd.DataFrame:
         """Every annotation event in order; label is missing for removals, undoes names a batch,
-        and action says what made it: label, undo, or the label-set change (rename, merge...)."""
-        a, b, c = tables.annotation, tables.batch, tables.label_change
-        action = case((b.c.undoes.is_not(None), "undo"), else_=func.coalesce(c.c.action, "label"))
+        and action says what made it: label, resolve, undo, or the label-set change (rename,
+        merge...)."""
+        a, b, c, r = tables.annotation, tables.batch, tables.label_change, tables.review
+        action = case(
+            (b.c.undoes.is_not(None), "undo"),
+            (r.c.batch.is_not(None), "resolve"),
+            else_=func.coalesce(c.c.action, "label"),
+        )
         query = (
             select(a.c.seq, a.c.doc_id, a.c.label, a.c.user, a.c.at, a.c.batch, b.c.undoes, action)
             .join_from(a, b, b.c.id == a.c.batch)
             .outerjoin(c, c.c.batch == a.c.batch)
+            .outerjoin(r, r.c.batch == a.c.batch)
             .order_by(a.c.seq)
         )
         if doc_id is not None:
@@ -545,8 +722,10 @@ class Project:
                     a.c.batch == batch
                 )
             ).one()
+            review = tables.review
+            resolved = db.execute(select(review.c.batch).where(review.c.batch == batch)).first()
         if labels == 1:
-            return batch, f"label {_documents(n)} as {name}"
+            return batch, f"{'resolve' if resolved else 'label'} {_documents(n)} as {name}"
         return batch, f"remove the label of {_documents(n)}"
 
     def undo(self, user: str = "local", batch: int | None = None) -> bool:
@@ -688,7 +867,8 @@ def _copy_target(name: str, to: str) -> str | Path:
 def copy_project(name: str, to: str, root: str | Path | None = None) -> dict[str, int]:
     """Copy the project called name (under root, as open_project finds it) with everything it
     holds into the store `to`, ids and history as they are; a project of that name already
-    there is refused and left untouched. Returns the rows copied per table."""
+    there is refused and left untouched. Returns the rows copied per table (review's are
+    among the batches)."""
     source = open_project(name, root, create=False)
     target = _copy_target(name, to)
     with _reaching(f"Project '{name}' could not be copied"):
@@ -696,4 +876,5 @@ def copy_project(name: str, to: str, root: str | Path | None = None) -> dict[str
             database = tables.postgres_database(target, name, "new")
         else:
             database = tables.sqlite_database(target, name, "new")
-        return tables.copy_rows(source._db, database)
+        counts = tables.copy_rows(source._db, database)
+    return counts

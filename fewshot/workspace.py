@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 from scipy import sparse
 
-from fewshot import FewshotError
+from fewshot import FewshotError, mistakes
 from fewshot.calibrate import (
     Estimate,
     corpus_accuracy,
@@ -416,6 +416,33 @@ class Workspace:
         else:
             held_out = self._cross_validate(labels, view, ids, y, "auto", True)
         return float(np.mean(np.argmax(held_out, axis=1) == y))
+
+    def likely_mistakes(
+        self, labels: LabelSpace, human: dict[int, str] | None, view: str = DEFAULT_VIEW
+    ) -> pd.DataFrame:
+        """Human labels a fit without them contradicts, most likely mistake first
+        (`fewshot.mistakes`), on the calibrated scale.
+
+        Reads the cross-validation `cross_validated_accuracy` keeps while it still speaks for
+        these labels (`_fresh`: documents labeled since, a tenth at most, wait for the next one),
+        else runs it. A document's held-out probabilities do not depend on its own label, so a
+        label corrected since is judged as it is now and leaves the list.
+        """
+        ids, y = self._human(labels, human)
+        if len(ids) < mistakes.MIN_LABELS:
+            return mistakes.empty()
+        key = (labels, view, "auto", True)
+        if not self._wants_held_out(ids, y):  # kept apart: too few to calibrate later fits
+            key = ("likely_mistakes", *key)
+        held = self._held_out_cache.get(key)
+        if not self._fresh(held, ids):
+            held_out = self._cross_validate(labels, view, ids, y, "auto", True)
+            held = (ids, y, held_out, fit_temperature(held_out, y))
+            self._held_out_cache[key] = held
+        now = dict(zip(ids.tolist(), y.tolist()))
+        known = held[0]
+        y_now = np.array([now[i] for i in known.tolist()], dtype=np.int64)
+        return mistakes.likely_mistakes(temper(held[2], held[3]), y_now, known, labels.names)
 
     @staticmethod
     def _human(labels: LabelSpace, human: dict[int, str] | None) -> tuple[np.ndarray, np.ndarray]:

@@ -7,9 +7,11 @@ anything that depends on labels is refit on every run, since that takes well und
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -30,9 +32,88 @@ from fewshot.workspace import Prediction, Workspace
 DATA_PAGE = "pages/data.py"
 LABELS_PAGE = "pages/labels.py"
 TEACH_PAGE = "pages/teach.py"
-USER = "local"
+COUNTING_RULE = "counting_rule"  # the project setting: which label counts when annotators differ
 _APP_SETTINGS = "app.json"  # in the data directory: settings of the app rather than of a project
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
+
+
+# Who is labeling
+
+
+def _login_configured() -> bool:
+    """Whether Streamlit's built-in login (OIDC) is set up in .streamlit/secrets.toml."""
+    return bool(st.secrets.load_if_toml_exists() and "auth" in st.secrets)
+
+
+def annotator() -> str:
+    """This session's name, for every annotation it writes: the logged-in user's e-mail with
+    Streamlit's login, else the name typed once. Call it after sign_in (which stops without)."""
+    if _login_configured():
+        return str(st.user.get("email") or st.user.get("sub"))
+    return st.session_state["annotator"]
+
+
+def _take_name() -> None:
+    """Form callback: the typed name becomes the session's, unless it is blank."""
+    name = " ".join(st.session_state.get("your_name", "").split())
+    if name:
+        st.session_state["annotator"] = name
+    else:
+        st.session_state["sign_in_error"] = "Type your name: it goes with every label you make."
+
+
+def _check_password(expected: str) -> None:
+    """Form callback: a constant-time comparison, so the time taken says nothing of the password."""
+    given = st.session_state.get("password", "").encode()
+    if hmac.compare_digest(given, expected.encode()):
+        st.session_state["password_ok"] = True
+    else:
+        st.session_state["sign_in_error"] = "That password is not right."
+    st.session_state["password"] = ""
+
+
+def signed_in() -> bool:
+    """Whether the session may label and has a name (sign_in asks for what is missing)."""
+    expected = config.password()
+    if expected is not None and not st.session_state.get("password_ok"):
+        return False
+    if _login_configured():
+        return bool(st.user.get("is_logged_in"))
+    return bool(st.session_state.get("annotator"))
+
+
+def sign_in() -> None:
+    """Stop the run until signed_in: FEWSHOT_PASSWORD when set, then Streamlit's login or a name
+    typed once (kept for the session)."""
+    if signed_in():
+        return
+    expected = config.password()
+    st.title("Few-Shot Labeler")
+    if expected is not None and not st.session_state.get("password_ok"):
+        with st.form("password_form"):
+            st.text_input("Password", type="password", key="password")
+            st.form_submit_button("Enter", on_click=_check_password, args=(expected,))
+    elif _login_configured():
+        st.button("Log in", icon=":material/login:", on_click=st.login)
+    else:
+        with st.form("name_form"):
+            st.text_input(
+                "Your name", key="your_name", placeholder="e.g. Alex Kim",
+                help="Every label you make records it, so the team sees who labeled what.",
+            )  # fmt: skip
+            st.form_submit_button("Start labeling", on_click=_take_name)
+    if error := st.session_state.pop("sign_in_error", None):
+        st.error(error)
+    st.stop()
+
+
+def who() -> None:
+    """The sidebar's line saying who labels here, with the way to change it."""
+    st.caption(f":material/person: {escape_markdown(annotator())}")
+    if _login_configured():
+        st.button("Log out", on_click=st.logout, key="log_out")
+    else:
+        st.button("Not you?", key="not_you", on_click=st.session_state.pop, args=("annotator",))
 
 
 # Projects
@@ -84,6 +165,7 @@ def _through_navigation() -> None:
 def current_project() -> Project | None:
     """The session's project; every page asks for it first, so it also checks how the page runs."""
     _through_navigation()
+    sign_in()
     name = st.session_state.get("project")
     return open_project(name, create=False) if name else None
 
@@ -179,6 +261,12 @@ def label_space(project: Project) -> LabelSpace | None:
         return None
 
 
+def counted(project: Project) -> pd.DataFrame:
+    """The human label that counts for each document, by the project's rule for when annotators
+    differ (chosen on Review); the classifier and the export both read it."""
+    return project.annotations(rule=project.get_setting(COUNTING_RULE, "latest"))
+
+
 def human_labels(project: Project, labels: LabelSpace) -> dict[int, str]:
     """{document id: label name} for the documents whose current human label is in labels.
 
@@ -187,7 +275,7 @@ def human_labels(project: Project, labels: LabelSpace) -> dict[int, str]:
     documents' positions, as the store numbers documents 0..n-1.
     """
     canonical = {name.casefold(): name for name in labels.names}
-    frame = project.annotations()
+    frame = counted(project)
     return {
         int(doc): canonical[label.casefold()]
         for doc, label in zip(frame["doc_id"], frame["label"])
@@ -238,22 +326,32 @@ class Current:
     def cross_validation(self, view: str = DEFAULT_VIEW) -> Future:
         """Workspace.cross_validated_accuracy (None below 4 labels) as a future, run in the
         background: it refits several times (seconds on a large corpus) and must not hold up the
-        next document. It calibrates the view's later fits too. Kept for the session until the
-        labels change; one job at a time per process, and a job queued for labels that have
-        since changed is dropped."""
+        next document. It calibrates the view's later fits too."""
+        if len(self.human) < 4:
+            job: Future = Future()
+            job.set_result(None)
+            return job
+        return self._in_background(
+            "cross_validation", view, self.workspace.cross_validated_accuracy
+        )
+
+    def likely_mistakes(self, view: str = DEFAULT_VIEW) -> Future:
+        """Workspace.likely_mistakes as a future, run in the background: below 20 labels it
+        cross-validates on its own (seconds on a large corpus)."""
+        return self._in_background("likely_mistakes", view, self.workspace.likely_mistakes)
+
+    def _in_background(self, slot: str, view: str, run: Callable) -> Future:
+        """run(labels, human, view) as a background job, kept for the session until the labels
+        change; one job at a time per process, and a job queued for labels that have since
+        changed is dropped."""
         key = (self.workspace, self.labels, tuple(sorted(self.human.items())))
-        jobs = st.session_state.setdefault("accuracy", {})
+        jobs = st.session_state.setdefault(slot, {})
         memo = jobs.get(view)
         if memo is not None and memo[0] == key:
             return memo[1]
         if memo is not None:
             memo[1].cancel()  # no effect once running
-        if len(self.human) < 4:
-            job: Future = Future()
-            job.set_result(None)
-        else:
-            run = self.workspace.cross_validated_accuracy
-            job = _background().submit(run, self.labels, dict(self.human), view)
+        job = _background().submit(run, self.labels, dict(self.human), view)
         jobs[view] = (key, job)
         return job
 
@@ -275,6 +373,11 @@ def refresh_when_calibrated(state: Current, prediction: Prediction) -> None:
         ":material/hourglass_top: Calibrating the scores on the newest labels (cross-validation "
         "in the background); the page updates when it is done."
     )
+    rerun_when_done(job)
+
+
+def rerun_when_done(job: Future) -> None:
+    """Check the background job once a second, and rerun the page when it is done."""
 
     @st.fragment(run_every=1)
     def poll() -> None:

@@ -59,7 +59,7 @@ else:
     prediction = state.predict(view)
     common.refresh_when_calibrated(state, prediction)
 
-table = export_table(project.documents(), project.annotations(), prediction)
+table = export_table(project.documents(), common.counted(project), prediction)
 
 st.subheader("Summary")
 documents, labeled = st.columns(2)

@@ -149,7 +149,7 @@ def _result(
 
 def _set_label(project: Project, doc: int, widget: str) -> None:
     name = st.session_state.get(widget)
-    project.annotate(doc, name, user=common.USER)
+    project.annotate(doc, name, user=common.annotator())
     st.toast(f"Document {doc}: {common.escape_markdown(name) if name else 'label removed'}")
 
 
@@ -212,23 +212,27 @@ def bulk_label(key: str, state: common.Current, prediction: Prediction, ids: lis
     st.button(
         f"Label {common.plural(n, 'document')} as {shown}", type="primary", disabled=not n,
         key=f"{key}_bulk_write", on_click=_write_bulk,
-        args=(key, state.project, counts.ids, label, overwrite),
+        args=(key, state.project, counts.ids, label, overwrite, n),
     )  # fmt: skip
 
 
 def _write_bulk(
-    key: str, project: Project, ids: tuple[int, ...], label: str, overwrite: bool
+    key: str, project: Project, ids: tuple[int, ...], label: str, overwrite: bool, changes: int
 ) -> None:
-    written = project.annotate(ids, label, user=common.USER, overwrite=overwrite)
-    batch = project.last_action(common.USER)[0] if written else None
-    text = f"Labeled {common.plural(written, 'document')} as {label}."
+    """Write the batch; documents that carried the label already (someone else's) also get this
+    annotator's vote, which the message counts apart from the `changes` the preview promised."""
+    written = project.annotate(ids, label, user=common.annotator(), overwrite=overwrite)
+    batch = project.last_action(common.annotator())[0] if written else None
+    text = f"Labeled {common.plural(min(written, changes), 'document')} as {label}."
+    if written > changes:
+        text += f" {written - changes:,} more had it already: your vote is added."
     st.session_state[f"{key}_notice"] = (text, batch)
     st.session_state[f"{key}_round"] = st.session_state.get(f"{key}_round", 0) + 1
 
 
 def _undo(key: str, project: Project, batch: int) -> None:
     try:
-        done = project.undo(common.USER, batch)
+        done = project.undo(common.annotator(), batch)
     except FewshotError as exc:
         st.session_state[f"{key}_notice"] = (str(exc), None)
         return

@@ -43,7 +43,7 @@ def changed(before: tuple[int, str] | None, message: str) -> None:
     """After a label change: refresh the text area and offer to undo the change, if it made one
     (a rename to the same name, or saving the same list, writes nothing)."""
     show_stored_labels()
-    after = project.last_action(common.USER)
+    after = project.last_action(common.annotator())
     if after is None or after == before:
         st.session_state.pop(done, None)
         st.session_state[NOTICE] = ("info", "Nothing changed.")
@@ -55,13 +55,13 @@ def save_labels() -> None:
     """Form callback: validate the typed labels and save them, or keep the error to show."""
     try:
         space = LabelSpace.parse(st.session_state[key].splitlines())
-        before = project.last_action(common.USER)
-        project.set_labels(list(zip(space.names, space.descriptions)), user=common.USER)
+        before = project.last_action(common.annotator())
+        project.set_labels(list(zip(space.names, space.descriptions)), user=common.annotator())
     except FewshotError as exc:
         st.session_state["labels_error"] = sentence(str(exc))
     else:
         history = project.label_history()
-        mine = history[history["user"] == common.USER]
+        mine = history[history["user"] == common.annotator()]
         detail = mine["detail"].iloc[-1] if len(mine) else ""
         changed(before, f"Labels saved: {md(detail)}." if detail else "Labels saved.")
 
@@ -81,7 +81,7 @@ def check_name(name: str) -> str:
 
 def act(change: Callable[[], None], message: str) -> bool:
     """Run one label change (a call into the store), then say what it did; False on an error."""
-    before = project.last_action(common.USER)
+    before = project.last_action(common.annotator())
     try:
         change()
     except FewshotError as exc:
@@ -100,7 +100,7 @@ def rename() -> None:
         return
     n = counts.get(old.casefold(), 0)
     if act(
-        lambda: project.rename_label(old, new, user=common.USER),
+        lambda: project.rename_label(old, new, user=common.annotator()),
         f"Renamed {md(old)} to {md(new)}; {common.plural(n, 'human label')} followed.",
     ):
         st.session_state["rename_to"] = ""
@@ -111,7 +111,7 @@ def merge() -> None:
     counts = project.label_counts()
     n = sum(counts.get(s.casefold(), 0) for s in sources)
     act(
-        lambda: project.merge_labels(sources, target, user=common.USER),
+        lambda: project.merge_labels(sources, target, user=common.annotator()),
         f"Merged {md(', '.join(sources))} into {md(target)}; "
         f"{common.plural(n, 'human label')} moved to it.",
     )
@@ -121,7 +121,7 @@ def delete() -> None:
     name = st.session_state["delete_label"]
     n = project.label_counts().get(name.casefold(), 0)
     act(
-        lambda: project.delete_label(name, user=common.USER),
+        lambda: project.delete_label(name, user=common.annotator()),
         f"Deleted {md(name)}; {common.plural(n, 'document')} lost it as human label.",
     )
 
@@ -130,7 +130,7 @@ def undo(batch: int, what: str) -> None:
     """Undo exactly batch, so a second press of the same button undoes nothing more."""
     st.session_state.pop(done, None)
     try:
-        undone = project.undo(common.USER, batch)
+        undone = project.undo(common.annotator(), batch)
     except FewshotError as exc:
         st.session_state[ERROR] = sentence(str(exc))
         return
@@ -167,7 +167,7 @@ if error := st.session_state.pop(ERROR, None):
 if notice := st.session_state.pop(NOTICE, None):
     getattr(st, notice[0])(notice[1])
 if last := st.session_state.get(done):
-    latest = project.last_action(common.USER)
+    latest = project.last_action(common.annotator())
     if latest is not None and latest[0] == last[0]:  # still the user's latest change
         message_column, undo_column = st.columns([5, 1], vertical_alignment="center")
         message_column.success(last[1])

@@ -37,7 +37,7 @@ def seen(doc: int) -> bool:
 
 def label(doc: int, name: str) -> None:
     """Write one label to the store at once (the next run refits on it)."""
-    if seen(doc) and project.annotate(doc, name, user=common.USER):
+    if seen(doc) and project.annotate(doc, name, user=common.annotator()):
         st.toast(f"Document {doc}: {common.escape_markdown(name)}")
 
 
@@ -52,7 +52,7 @@ def undo(batch: int) -> None:
     events = project.history()
     docs = events.loc[events["batch"] == batch, "doc_id"].unique()
     try:
-        done = project.undo(common.USER, batch)
+        done = project.undo(common.annotator(), batch)
     except FewshotError as exc:
         st.toast(common.escape_markdown(str(exc)))
         return
@@ -114,7 +114,7 @@ else:
             submit.form_submit_button(
                 "Save label", on_click=lambda: label(doc, st.session_state[f"choice_{doc}"])
             )
-        last = project.last_action(common.USER)
+        last = project.last_action(common.annotator())
         with st.container(horizontal=True, vertical_alignment="center"):
             st.button("Skip", key=f"skip_{doc}", shortcut="0", on_click=skip, args=(doc,))
             for shortcut in ("Backspace", "U"):
@@ -225,7 +225,7 @@ before, after = table["human_label"].fillna(""), edited["human_label"].fillna(""
 changes = after[before != after]
 if len(changes):
     for name, docs in table.loc[changes.index, "id"].groupby(changes):
-        project.annotate(docs.tolist(), name or None, user=common.USER)
+        project.annotate(docs.tolist(), name or None, user=common.annotator())
     st.session_state["editor_round"] = round_ + 1
     st.rerun()
 

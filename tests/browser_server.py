@@ -25,6 +25,13 @@ CHROMIUM_FLAGS = [
 ]
 
 
+def sign_in(page, name: str = "local", timeout: float = 300_000) -> None:  # noqa: ANN001
+    """Type the session's name into the box the app asks first, and wait for the Data page."""
+    page.get_by_role("textbox", name="Your name").fill(name, timeout=timeout)
+    page.get_by_role("button", name="Start labeling").click()
+    page.get_by_role("heading", name="Data").wait_for(timeout=timeout)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -33,13 +40,14 @@ def free_port() -> int:
 
 @contextmanager
 def app_server(
-    data_dir: Path, timeout: float = 120, log: Path | None = None
+    data_dir: Path, timeout: float = 120, log: Path | None = None, env: dict | None = None
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Yield the base URL and the process of `streamlit run app.py` serving `data_dir`; then kill
-    it (SIGKILL, no chance to flush anything), so a test that starts it again sees what a crash
-    leaves behind. The server's output goes to log (default: server.log in data_dir)."""
+    """Yield the base URL and the process of `streamlit run app.py` serving `data_dir` (with env
+    added to its environment); then kill it (SIGKILL, no chance to flush anything), so a test
+    that starts it again sees what a crash leaves behind. The server's output goes to log
+    (default: server.log in data_dir)."""
     port = free_port()
-    env = {**os.environ, "FEWSHOT_DATA_DIR": str(data_dir)}
+    env = {**os.environ, "FEWSHOT_DATA_DIR": str(data_dir), **(env or {})}
     log = Path(log) if log is not None else data_dir / "server.log"
     output = open(log, "w")  # noqa: SIM115 - closed in finally
     server = subprocess.Popen(
@@ -81,9 +89,9 @@ def app_server(
 
 
 @contextmanager
-def running_app(data_dir: Path, timeout: float = 120) -> Iterator[str]:
+def running_app(data_dir: Path, timeout: float = 120, env: dict | None = None) -> Iterator[str]:
     """Yield the base URL of the app serving `data_dir` (app_server); then kill the server."""
-    with app_server(data_dir, timeout) as (url, _):
+    with app_server(data_dir, timeout, env=env) as (url, _):
         yield url
 
 

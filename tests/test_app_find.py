@@ -46,6 +46,7 @@ def project(monkeypatch, tmp_path, embedder):
 def start(page: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     at.session_state["project"] = "find"
+    at.session_state["annotator"] = "local"
     at.run()
     at.switch_page(page).run()
     assert not at.exception, at.exception

@@ -25,7 +25,7 @@ from fewshot.export import map_from_bytes, map_to_bytes
 from fewshot.labeler import Labeler
 from fewshot.maps import Wmap, Zmap
 from fewshot.store import open_project
-from tests.browser_server import CHROMIUM_FLAGS, running_app
+from tests.browser_server import CHROMIUM_FLAGS, running_app, sign_in
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,6 +96,7 @@ def open_page(page: str) -> AppTest:
     """
     at = AppTest.from_file(str(ROOT / page), default_timeout=120)
     at.session_state["project"] = "news"
+    at.session_state["annotator"] = "local"
     at.run()
     assert not at.exception, at.exception
     return at
@@ -250,6 +251,7 @@ def test_lasso_labels_the_selection_in_one_batch(app_data):
         page.set_default_timeout(300_000)  # the server loads the models on the first page
         with running_app(config.data_dir()) as url:
             page.goto(url)
+            sign_in(page)
             page.get_by_role("link", name="Map").click()
             area = page.locator(".js-plotly-plot .nsewdrag").first
             area.wait_for()

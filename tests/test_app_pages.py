@@ -27,10 +27,13 @@ def data_dir(monkeypatch, tmp_path, embedder):
 
 
 def start(project: str | None = None, page: str | None = None) -> AppTest:
+    """The app with the project current, signed in as "local" through the name box."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     if project:
         at.session_state["project"] = project
     at.run()
+    at.text_input(key="your_name").input("  local ")
+    at.button[0].click().run()
     if page:
         at.switch_page(page).run()
     assert not at.exception, at.exception
@@ -210,6 +213,7 @@ def test_labels_page_fits_the_other_views_only_when_compared():
     open_demo()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state["project"] = "demo"
+    at.session_state["annotator"] = "local"
     at.session_state["compare_views"] = False
     at.run()
     at.switch_page("pages/labels.py").run()
@@ -230,7 +234,7 @@ def test_labels_page_shows_a_fit_at_once_and_calibrates_it_in_the_background():
     at = start("demo", "pages/labels.py")
     first = at.session_state["fits"][1]["sbert"]
     assert first.pending and first.held_out is None  # not held up by five more fits
-    at.session_state["accuracy"]["sbert"][1].result(timeout=120)
+    at.session_state["cross_validation"]["sbert"][1].result(timeout=120)
     at.run()  # what the page's polling fragment starts once the job is done
     assert not at.exception, at.exception
     calibrated = at.session_state["fits"][1]["sbert"]
@@ -285,7 +289,7 @@ def test_teach_page_labels_undo_skip_and_table_edits():
 
     press(at, "label_", 2)  # a fourth label: cross-validation has enough, in the background
     assert at.metric[1].value in ("...", *(f"{p}%" for p in range(101)))
-    at.session_state["accuracy"]["sbert"][1].result(timeout=120)
+    at.session_state["cross_validation"]["sbert"][1].result(timeout=120)
     at.run()  # what the page's polling fragment shows once the job is done
     assert at.metric[1].value.endswith("%")
 

@@ -22,7 +22,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from fewshot import config
 from fewshot.demo import DEMO_LABELS, open_demo
 from fewshot.store import open_project
-from tests.browser_server import CHROMIUM_FLAGS, running_app
+from tests.browser_server import CHROMIUM_FLAGS, running_app, sign_in
 
 CHROMIUM = shutil.which("chromium")
 TIMEOUT = 300_000  # ms; the first run loads the models and fits the Zmap in the server
@@ -59,7 +59,7 @@ def _download(page: Page, button: str, attempts: int = 3) -> str:
 
 def _open(page: Page, url: str, nav: str | None = None) -> None:
     page.goto(url)
-    page.get_by_role("heading", name="Data").wait_for(timeout=TIMEOUT)
+    sign_in(page, timeout=TIMEOUT)
     if nav:
         page.get_by_role("link", name=nav).click()
         page.get_by_role("heading", name=nav).wait_for(timeout=TIMEOUT)
@@ -94,7 +94,7 @@ def test_upload_label_export_restart(tmp_path, ag_sample):
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         with running_app(data_dir) as url:
             _open(page, url)
-            page.get_by_label("Name").fill("browser test")
+            page.get_by_label("Name", exact=True).fill("browser test")
             page.get_by_role("button", name="Create").click()
             expect(page.get_by_text("Add documents")).to_be_visible()
 

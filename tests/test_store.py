@@ -2,10 +2,12 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psycopg
 import pytest
 
 from fewshot import FewshotError
@@ -520,6 +522,164 @@ def test_two_people_labeling_one_document_at_once_both_land_in_its_history(store
     assert current(project) == {0: history["label"].iloc[-1]}  # the latest event is the label
 
 
+# Several annotators: votes, resolutions and the rules for which label counts
+
+
+def votes(project: Project) -> dict[tuple[int, str], str]:
+    frame = project.votes()
+    assert list(frame.columns) == ["doc_id", "user", "label", "at", "resolution"]
+    return {(d, u): label for d, u, label in frame[["doc_id", "user", "label"]].values.tolist()}
+
+
+def counted(project: Project, rule: str) -> dict[int, str]:
+    frame = project.annotations(rule)
+    assert list(frame.columns) == ["doc_id", "label", "user", "at"]
+    assert frame["doc_id"].is_monotonic_increasing
+    return dict(zip(frame["doc_id"], frame["label"], strict=True))
+
+
+def test_votes_are_each_annotators_own_latest_label(store):
+    project = open_project("p", store)
+    project.set_documents(corpus())
+    assert project.votes().empty
+    project.annotate([0, 1, 2], "A", user="ann")
+    assert project.annotate([0, 1], "A", user="bob") == 2  # the label it carries: bob's vote
+    assert project.annotate([0, 1], "A", user="bob") == 0  # bob's double click writes nothing
+    project.annotate(1, "B", user="bob")
+    project.annotate(2, None, user="ann")  # a removal: no vote
+    assert votes(project) == {(0, "ann"): "A", (0, "bob"): "A", (1, "ann"): "A", (1, "bob"): "B"}
+    assert not project.votes()["resolution"].any()
+
+    project.annotate(3, "A", user="ann")
+    project.annotate(3, "B", user="bob")
+    assert project.undo("bob")  # reverts document 3 to ann's A, but bob's vote is taken back
+    assert current(project)[3] == "A" and (3, "bob") not in votes(project)
+    assert project.undo("bob")  # his B on 1: his earlier A counts again
+    assert votes(project)[(1, "bob")] == "A"
+    project.annotate(4, "A", user="ann")
+    project.annotate(4, "B", user="bob")
+    assert project.undo("ann")  # bob labeled 4 since: it stays B, but ann's vote is gone
+    assert current(project)[4] == "B" and (4, "ann") not in votes(project)
+    project.annotate(0, None, user="bob")  # bob's removal takes only his own vote
+    assert votes(project)[(0, "ann")] == "A" and (0, "bob") not in votes(project)
+    project.annotate(0, None, user="ann")
+    assert (0, "ann") not in votes(project)
+
+
+def test_votes_follow_their_label_through_rename_merge_and_delete(store):
+    project = labeled(store)  # ann: 0, 1 A and 2 B
+    project.annotate([0, 2], "C", user="bob")
+    project.rename_label("A", "Alpha", user="carol")
+    assert votes(project) == {(0, "ann"): "Alpha", (1, "ann"): "Alpha", (2, "ann"): "B",
+                              (0, "bob"): "C", (2, "bob"): "C"}  # fmt: skip
+    project.annotate(3, "Alpha", user="bob")
+    assert project.undo("carol")  # the rename: every Alpha back to A, bob's later one too
+    assert votes(project)[(0, "ann")] == "A" and votes(project)[(3, "bob")] == "A"
+    assert "carol" not in set(project.votes()["user"])  # a label change casts no vote
+    project.merge_labels(["C"], "B", user="carol")
+    assert votes(project)[(0, "bob")] == "B" and votes(project)[(2, "bob")] == "B"
+    project.delete_label("A", user="carol")
+    assert votes(project) == {(0, "bob"): "B", (2, "ann"): "B", (2, "bob"): "B"}
+    assert project.undo("carol")  # the delete: the A votes are back
+    assert votes(project)[(0, "ann")] == "A" and votes(project)[(3, "bob")] == "A"
+
+
+def test_resolve_is_a_batch_of_its_own_that_undo_reverts(store):
+    project = labeled(store)
+    project.annotate([0, 2], "C", user="bob")
+    assert project.resolve([0, 2, 2], "A", user="rev") == 2
+    assert project.resolve(0, "a", user="rev") == 0  # a double click resolves once
+    assert project.last_action("rev")[1] == "resolve 2 documents as A"
+    history = project.history()
+    assert history["action"].tolist()[-2:] == ["resolve", "resolve"]
+    assert set(history["action"]) == {"label", "resolve"}
+    frame = project.votes()
+    assert frame.loc[frame["user"] == "rev", ["doc_id", "label", "resolution"]].values.tolist() == [
+        [0, "A", True], [2, "A", True],
+    ]  # fmt: skip
+    assert not frame.loc[frame["user"] != "rev", "resolution"].any()
+    assert counted(project, "reviewer") == {0: "A", 1: "A", 2: "A"}
+    project.annotate(2, "B", user="bob")  # labeled after the resolution: the resolution stands
+    assert counted(project, "latest")[2] == "B" and counted(project, "reviewer")[2] == "A"
+
+    assert project.undo("rev")
+    assert project.history()["action"].iloc[-1] == "undo"
+    assert counted(project, "reviewer") == counted(project, "latest") == {0: "C", 1: "A", 2: "B"}
+    assert not project.votes()["resolution"].any()
+    with pytest.raises(FewshotError, match="needs a label"):
+        project.resolve(0, None, user="rev")
+    with pytest.raises(FewshotError, match="No document with id 9"):
+        project.resolve([0, 9], "A", user="rev")
+    assert project.resolve([], "A", user="rev") == 0
+
+
+def test_an_annotator_who_resolves_keeps_their_own_vote(store):
+    project = labeled(store)  # ann: 0 and 1 as A, 2 as B
+    project.annotate([0, 2], "C", user="bob")
+    before = project.votes()
+    assert project.resolve(0, "C", user="ann") == 1  # ann, reviewing, settles for bob's C
+    after = project.votes()
+    assert after[~after["resolution"]].reset_index(drop=True).equals(before)  # her vote stays
+    assert after[after["resolution"]][["doc_id", "user", "label"]].values.tolist() == [
+        [0, "ann", "C"]
+    ]
+    assert counted(project, "reviewer")[0] == "C"
+    assert counted(project, "majority")[0] == "C"  # her resolution stands in for her vote
+
+
+def test_counting_rules(store):
+    project = open_project("p", store)
+    project.set_documents(corpus())
+    project.annotate([0, 1, 2], "A", user="ann")
+    project.annotate([0, 1], "B", user="bob")
+    project.annotate(0, "A", user="carol")
+    project.annotate(1, "b", user="carol")  # the same label as bob's, ignoring case
+    project.annotate(3, "B", user="bob")
+    project.annotate(3, "A", user="ann")
+    assert counted(project, "latest") == {0: "A", 1: "b", 2: "A", 3: "A"}
+    assert counted(project, "majority") == {0: "A", 1: "b", 2: "A", 3: "A"}
+    project.annotate(3, "C", user="carol")
+    project.annotate(3, "B", user="dan")
+    assert counted(project, "latest")[3] == "B"  # dan's, the latest
+    majority = project.annotations("majority").set_index("doc_id")
+    assert majority.loc[3, "label"] == "B" and majority.loc[3, "user"] == "dan"  # two of four
+    project.annotate(3, "A", user="carol")  # 2 A (ann, carol), 2 B (bob, dan): carol's is later
+    assert counted(project, "majority")[3] == "A" and counted(project, "latest")[3] == "A"
+    project.annotate(3, None, user="dan")  # the latest event removes the label; votes remain
+    assert 3 not in counted(project, "latest") and counted(project, "majority")[3] == "A"
+    project.annotate(3, "B", user="dan")  # 2 and 2 again, dan's B now the later
+    assert counted(project, "majority")[3] == "B"
+
+    project.resolve(0, "B", user="bob")  # a resolution counts as its reviewer's vote
+    assert counted(project, "majority")[0] == "A"  # ann and carol's A against bob's resolution
+    assert counted(project, "reviewer") == {**counted(project, "latest"), 0: "B"}
+    project.resolve(0, "C", user="rev")  # the latest resolution wins
+    assert counted(project, "reviewer")[0] == "C"
+    project.annotate(2, None, user="ann")  # removed: no rule counts a label
+    assert 2 not in counted(project, "latest") and 2 not in counted(project, "majority")
+    with pytest.raises(FewshotError, match="Unknown counting rule 'oldest': use one of latest, "):
+        project.annotations("oldest")
+
+
+def test_votes_and_rules_on_100000_annotations(store):
+    project = open_project("big", store)
+    n = 50_000
+    project.set_documents(pd.DataFrame({"text": [f"document {i}" for i in range(n)]}))
+    project.annotate(range(n), "A", user="ann")
+    project.annotate(range(0, n, 2), "B", user="bob")
+    project.annotate(range(1, n, 2), "A", user="bob")
+    project.resolve(range(0, n, 10), "C", user="rev")
+    started = time.perf_counter()
+    frame = project.votes()
+    assert len(frame) == 2 * n + n // 10 and frame["resolution"].sum() == n // 10
+    assert project.annotations("majority")["label"].value_counts().to_dict() == {
+        "A": n // 2, "C": n // 10, "B": n // 2 - n // 10  # a tie of A and B: bob's B is later
+    }  # fmt: skip
+    reviewer = project.annotations("reviewer")["label"].value_counts().to_dict()
+    assert reviewer == {"A": n // 2, "B": n // 2 - n // 10, "C": n // 10}
+    assert time.perf_counter() - started < 30
+
+
 # Schema versions: a project file made before they were kept (this schema, verbatim) opens as it is
 
 OLD_SCHEMA = """
@@ -598,6 +758,37 @@ def test_a_project_from_before_schema_versions_opens_unchanged_and_is_upgraded(t
     assert again.undo("ann") is True and current(again) == {2: "B"}
 
 
+def test_a_version_2_project_opens_unchanged_and_is_migrated(tmp_path):
+    old_project(tmp_path / "two.sqlite")
+    with sqlite3.connect(tmp_path / "two.sqlite") as db:  # as version 2 left it
+        db.execute("CREATE INDEX batch_undoes ON batch (undoes)")
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (2)")
+    project = open_project("two", tmp_path, create=False)
+    assert current(project) == {0: "A", 1: "B"}
+    assert votes(project) == {(0, "ann"): "A", (1, "ann"): "A", (1, "bob"): "B"}
+    assert set(project.history()["action"]) == {"label"}
+    with sqlite3.connect(project.path) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert db.execute("SELECT * FROM review").fetchall() == []  # version 3's step
+    assert project.resolve(1, "A", user="rev") == 1
+    assert counted(project, "reviewer") == {0: "A", 1: "A"}
+    assert open_project("two", tmp_path, create=False).history()["action"].iloc[-1] == "resolve"
+
+
+def test_a_version_2_project_in_postgresql_is_migrated(postgres_url):
+    project = labeled(postgres_url)
+    schema = project._db.schema
+    with psycopg.connect(postgres_url, autocommit=True) as db:  # back to version 2
+        db.execute(f"DROP TABLE {schema}.review")
+        db.execute(f"UPDATE {schema}.schema_version SET version = 2")
+    again = open_project("p", postgres_url, create=False)
+    assert again.resolve(0, "B", user="rev") == 1
+    assert counted(again, "reviewer") == {0: "B", 1: "A", 2: "B"}
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute(f"SELECT version FROM {schema}.schema_version").fetchall() == [(3,)]
+
+
 def test_a_project_from_a_newer_version_is_refused(tmp_path):
     open_project("new", tmp_path)
     with sqlite3.connect(tmp_path / "new.sqlite") as db:
@@ -617,18 +808,21 @@ def full_project(root: Path | str | None) -> Project:
     project.undo("bob")
     project.annotate([2, 3], None, user="bob")
     project.annotate(4, "C", user="carol")
+    project.resolve([0, 4], "B", user="rev")
     project.set_setting("theme", "dark")
     project.set_setting("fit", {"alpha": 0.5, "views": ["sbert"]})
     return project
 
 
 def assert_same(copy: Project, original: Project) -> None:
-    for read in ("documents", "annotations", "history", "label_history"):
+    for read in ("documents", "annotations", "votes", "history", "label_history"):
         pd.testing.assert_frame_equal(getattr(copy, read)(), getattr(original, read)())
+    for rule in ("majority", "reviewer"):
+        pd.testing.assert_frame_equal(copy.annotations(rule), original.annotations(rule))
     assert copy.labels() == original.labels()
     for key in ("theme", "fit"):
         assert copy.get_setting(key) == original.get_setting(key)
-    for user in ("admin", "ann", "bob", "carol"):
+    for user in ("admin", "ann", "bob", "carol", "rev"):
         assert copy.last_action(user) == original.last_action(user)
 
 
@@ -641,6 +835,8 @@ def test_projects_copy_to_postgresql_and_back_keeps_everything(
     assert "copied project 'p'" in capsys.readouterr().err
     copy = open_project("p", postgres_url, create=False)
     assert_same(copy, original)
+    assert copy.votes()["resolution"].sum() == 2 and "resolve" in set(copy.history()["action"])
+    assert counted(copy, "reviewer")[0] == "B"  # the resolutions came along
 
     assert main(["projects", "copy", "p", "--to", postgres_url]) == 2
     assert "error: Project 'p' exists already in postgresql://" in capsys.readouterr().err
