@@ -82,6 +82,9 @@ def test_two_annotators_label_one_document_at_once_and_review_shows_it(
         ada.mouse.click(box["x"] + 15, box["y"] + 35 + 16)
         ada.get_by_role("button", name=f"Resolve as {names[2]}").click()
         expect(ada.get_by_text("1 not resolved yet")).to_be_visible(timeout=TIMEOUT)
+        expect(ada.get_by_test_id("stMetric")).to_contain_text(f"{kappa:.2f}")  # unchanged
+        ada.wait_for_timeout(300)
+        expect(ada.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=TIMEOUT)
         ada.screenshot(path=str(tmp_path / "resolved.png"), full_page=True)
         first = min(doc, 105)  # the table lists documents in order
         last = open_project("demo", root=postgres_url, create=False).history(first).iloc[-1]
