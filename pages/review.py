@@ -25,6 +25,7 @@ def resolve(doc: int, label: str) -> None:
 
 
 def relabel(doc: int, label: str) -> None:
+    """Button callback: the label a fit without it suggests, by this annotator (undoable)."""
     state.project.annotate(doc, label, user=common.annotator())
     st.toast(f"Document {doc}: {common.escape_markdown(label)}")
 
