@@ -389,6 +389,20 @@ def zmap_cost(embedder: Embedder) -> dict:
     }
 
 
+def environment(embedder: Embedder, load_start: float) -> dict:
+    """What a benchmark's numbers depend on besides the code: the machine, the models, and for
+    timings the other load on the machine (1-minute load average at the start and now) and BLAS
+    threads."""
+    return {
+        "python": platform.python_version(),
+        "cpus": usable_cpus(),
+        "sentence_model": embedder.sentence.name,
+        "word_vectors": embedder.words.name,
+        "load_average_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+        "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+    }
+
+
 def run(
     datasets: Sequence[str],
     *,
@@ -450,15 +464,7 @@ def run(
         "quick": quick,
         "draws": draws,
         "seed": seed,
-        "environment": {
-            "python": platform.python_version(),
-            "cpus": usable_cpus(),
-            "sentence_model": embedder.sentence.name,
-            "word_vectors": embedder.words.name,
-            # Timings depend on these: other load on the machine, and BLAS threads.
-            "load_average_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
-            "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
-        },
+        "environment": environment(embedder, load_start),
         "methods": METHODS,
         **(
             {

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 import warnings
@@ -32,12 +31,11 @@ import numpy as np
 import pandas as pd
 
 from fewshot import FewshotError
-from fewshot.bench import RESULTS_DIR, _log, label_space, sample_per_class
+from fewshot.bench import RESULTS_DIR, _log, environment, label_space, sample_per_class
 from fewshot.datasets import DATASETS, load_dataset
 from fewshot.encoders import print_progress
 from fewshot.evaluate import summary
 from fewshot.labelspace import LabelSpace
-from fewshot.numeric import usable_cpus
 from fewshot.views import Embedder
 from fewshot.workspace import Workspace
 
@@ -254,12 +252,7 @@ def run(
         "seed": seed,
         "max_docs": max_docs,
         "order": f"{SHIPPED} ascending (the held-out probability of the human's label)",
-        "environment": {
-            "python": platform.python_version(),
-            "cpus": usable_cpus(),
-            "sentence_model": embedder.sentence.name,
-            "load_average_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
-        },
+        "environment": environment(embedder, load_start),
         "datasets": results,
         "wall_s": round(time.perf_counter() - start, 1),
     }

@@ -18,6 +18,23 @@ PREVIEW_CHARS = 160
 MAX_PAIR_METRICS = 3  # pairs shown as a number each; more as a table
 
 
+def picked_document(table: pd.DataFrame, headings: dict[str, str], key: str) -> int | None:
+    """The table (its columns named in headings, then the start of each document's text) to pick
+    one row from; the picked row's position, its document shown in full below, or None."""
+    texts = state.workspace.texts
+    shown = table[list(headings)].assign(text=[texts[d][:PREVIEW_CHARS] for d in table["doc_id"]])
+    picked = st.dataframe(
+        shown, hide_index=True, on_select="rerun", selection_mode="single-row", key=key,
+        column_config=headings,
+    )  # fmt: skip
+    if not picked.selection.rows:
+        return None
+    row = picked.selection.rows[0]
+    doc = int(table["doc_id"].iloc[row])
+    st.markdown(f"**Document {doc}**: {common.escape_markdown(texts[doc])}")
+    return row
+
+
 def resolve(doc: int, label: str) -> None:
     """Button callback: the reviewer's label for the document, an annotation of its own."""
     state.project.resolve([doc], label, user=common.annotator())
@@ -97,27 +114,15 @@ table = disagreements(votes)
 if table.empty:
     st.success("Annotators agree on every document they share.", icon=":material/check:")
 else:
-    texts = state.workspace.texts
     unresolved = int(table["resolved"].isna().sum())
     st.caption(
         f"{common.plural(len(table), 'document')} with different labels, {unresolved} not "
         "resolved yet. Pick one to resolve it."
     )
-    shown = table.assign(
-        text=[texts[d][:PREVIEW_CHARS] for d in table["doc_id"]],
-        resolved=table["resolved"].fillna(""),
-    )
-    picked = st.dataframe(
-        shown[["doc_id", "votes", "resolved", "text"]],
-        hide_index=True,
-        on_select="rerun",
-        selection_mode="single-row",
-        key="disagreements_table",
-        column_config={"doc_id": "document", "resolved": "resolved as"},
-    )
-    for row in picked.selection.rows:
+    shown = table.assign(resolved=table["resolved"].fillna(""))
+    headings = {"doc_id": "document", "votes": "votes", "resolved": "resolved as"}
+    if (row := picked_document(shown, headings, "disagreements_table")) is not None:
         doc = int(table["doc_id"].iloc[row])
-        st.markdown(f"**Document {doc}**: {common.escape_markdown(texts[doc])}")
         columns = st.columns(min(len(names), 6))
         for i, name in enumerate(names):
             columns[i % len(columns)].button(
@@ -140,19 +145,10 @@ else:
             "contradicts (cross-validated), the least likely as labeled first. Pick one to "
             "relabel it."
         )
-        texts = state.workspace.texts
-        shown = mistakes.assign(text=[texts[d][:PREVIEW_CHARS] for d in mistakes["doc_id"]])
-        picked = st.dataframe(
-            shown[["doc_id", "label", "suggested", "reason", "text"]],
-            hide_index=True,
-            on_select="rerun",
-            selection_mode="single-row",
-            key="mistakes_table",
-            column_config={"doc_id": "document", "label": "human label"},
-        )
-        for row in picked.selection.rows:
+        headings = {"doc_id": "document", "label": "human label", "suggested": "suggested",
+                    "reason": "reason"}  # fmt: skip
+        if (row := picked_document(mistakes, headings, "mistakes_table")) is not None:
             doc, suggested = int(mistakes["doc_id"].iloc[row]), mistakes["suggested"].iloc[row]
-            st.markdown(f"**Document {doc}**: {common.escape_markdown(texts[doc])}")
             st.button(
                 f"Relabel as {suggested}", key=f"relabel_{doc}", on_click=relabel,
                 args=(doc, suggested), type="primary",

@@ -2,6 +2,7 @@
 
 import itertools
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -45,6 +46,17 @@ def ag_sample() -> pd.DataFrame:
     # groupby().sample, not apply: pandas 3's apply drops the grouping column.
     sample = frame.groupby("label").sample(10, random_state=0)
     return sample.reset_index(drop=True)[["text", "label"]]
+
+
+@pytest.fixture
+def app_data_dir(monkeypatch, tmp_path, embedder):
+    """A fresh data directory for a test of the app, with the session's Zmap copied in (as after
+    a first start), so the app's own embedder does not embed the Zmap vocabulary again; no
+    password asked."""
+    shutil.copytree(config.data_dir() / "maps", tmp_path / "maps")
+    monkeypatch.setenv("FEWSHOT_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("FEWSHOT_PASSWORD", raising=False)
+    return tmp_path
 
 
 @pytest.fixture(autouse=True)

@@ -3,27 +3,19 @@
 Real models, no mocks, the 200-document demo sample; uploads go through st.file_uploader itself.
 """
 
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fewshot import config
 from fewshot.demo import DEMO_LABELS, open_demo
 from fewshot.store import list_projects, open_project
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def data_dir(monkeypatch, tmp_path, embedder):
-    """A fresh data directory per test, with the session's Zmap copied in (as after a first
-    start), so the app's own embedder does not embed the Zmap vocabulary again."""
-    shutil.copytree(config.data_dir() / "maps", tmp_path / "maps")
-    monkeypatch.setenv("FEWSHOT_DATA_DIR", str(tmp_path))
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("app_data_dir")  # a fresh data directory per test
 
 
 def start(project: str | None = None, page: str | None = None) -> AppTest:

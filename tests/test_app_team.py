@@ -2,7 +2,6 @@
 under the name it typed once, FEWSHOT_PASSWORD guards the app, and the Review page shows agreement,
 disagreements to resolve, the counting rule and the likely mistakes."""
 
-import shutil
 import time
 from pathlib import Path
 
@@ -18,14 +17,7 @@ from fewshot.store import open_project
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def data_dir(monkeypatch, tmp_path, embedder):
-    """A fresh data directory per test, with the session's Zmap copied in (as after a first
-    start), so the app's own embedder does not embed the Zmap vocabulary again."""
-    shutil.copytree(config.data_dir() / "maps", tmp_path / "maps")
-    monkeypatch.setenv("FEWSHOT_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("FEWSHOT_PASSWORD", raising=False)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("app_data_dir")  # a fresh data directory per test
 
 
 def app() -> AppTest:
