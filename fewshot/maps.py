@@ -6,6 +6,7 @@ Both are saved as `.npz` (plain arrays, never pickles), so a map file from anyon
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class LinearMap:
     def transform(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(x, dtype=np.float32) @ self.coef_
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path | BinaryIO) -> None:
         np.savez(path, kind=np.array(self.kind), coef=self.coef_)
 
     @classmethod

@@ -7,11 +7,11 @@ so every view is classified by the same `FewShotClassifier`.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from fewshot.encoders import (
 from fewshot.labelspace import LabelSpace
 from fewshot.maps import Zmap
 from fewshot.numeric import normalize
+from fewshot.stored import write_atomic
 
 VIEWS = {"sbert": "Sentence-BERT", "words": "Word vectors", "zmap": "SBERT via Zmap"}
 DEFAULT_VIEW = "sbert"
@@ -63,9 +64,12 @@ def fit_zmap(
     y = np.stack([words.kv[w] for w in vocab])
     zmap = Zmap(alpha).fit(x, y)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # workers may fit side by side
-    zmap.save(tmp)
-    tmp.replace(path)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as handle:  # a handle: np.savez would add .npz to a name
+            zmap.save(handle)
+
+    write_atomic(path, write)  # workers may fit side by side
     return zmap
 
 

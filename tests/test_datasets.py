@@ -20,6 +20,9 @@ def test_skewed_stand_ins_have_their_priors():
     assert got == pytest.approx(want, abs=0.002)
     _, gold = load_dataset("sst2_skewed")
     assert shares(gold)["positive"] == pytest.approx(0.13, abs=0.002)
+    texts, gold = load_dataset("ag_news_tech_vs_rest")
+    assert shares(gold) == pytest.approx({"technology": 0.13, "other": 0.87}, abs=0.002)
+    assert sum(len(t.split()) for t in texts) / len(texts) < 10  # headlines
 
 
 def test_long_tail_and_renamed_stand_ins():
@@ -34,6 +37,6 @@ def test_long_tail_and_renamed_stand_ins():
 
 
 def test_unknown_data_set_is_refused():
-    assert len(DATASETS) == 9
+    assert len(DATASETS) == 10
     with pytest.raises(FewshotError, match="Unknown data set 'nope'"):
         load_dataset("nope")
