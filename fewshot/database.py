@@ -44,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
-from sqlalchemy.schema import CreateSchema
+from sqlalchemy.schema import CreateSchema, DropSchema
 
 from fewshot import FewshotError, config
 
@@ -294,6 +294,21 @@ def copy_rows(source: Database, target: Database) -> dict[str, int]:
         if writing.dialect.name == "postgresql":
             _advance_sequences(writing, target.schema)
     return counts
+
+
+def discard(database: Database, path: Path | None = None) -> None:
+    """Remove a project this process has just created (the target of a copy that failed), so
+    the store is as it was: on PostgreSQL its schema and its name, on SQLite its file (path)."""
+    if path is None:
+        with database.engine.begin() as connection:
+            connection.execute(DropSchema(database.schema, cascade=True, if_exists=True))
+            connection.execute(delete(registry).where(registry.c.id == database.project_id))
+        return
+    with _engines_lock:
+        _engines.pop(str(path), None)
+    database.engine.dispose()
+    for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        file.unlink(missing_ok=True)
 
 
 def _advance_sequences(connection: Connection, schema: str) -> None:

@@ -781,8 +781,8 @@ def _copy_target(name: str, to: str) -> str | Path:
 def copy_project(name: str, to: str, root: str | Path | None = None) -> dict[str, int]:
     """Copy the project called name (under root, as open_project finds it) with everything it
     holds into the store `to`, ids and history as they are; a project of that name already
-    there is refused and left untouched. Returns the rows copied per table (review's are
-    among the batches)."""
+    there is refused and left untouched, and a copy that fails leaves nothing behind. Returns
+    the rows copied per table (review's are among the batches)."""
     source = open_project(name, root, create=False)
     target = _copy_target(name, to)
     with _reaching(f"Project '{name}' could not be copied"):
@@ -790,5 +790,8 @@ def copy_project(name: str, to: str, root: str | Path | None = None) -> dict[str
             database = tables.postgres_database(target, name, "new")
         else:
             database = tables.sqlite_database(target, name, "new")
-        counts = tables.copy_rows(source._db, database)
-    return counts
+        try:
+            return tables.copy_rows(source._db, database)
+        except BaseException:
+            tables.discard(database, None if isinstance(target, str) else target)
+            raise

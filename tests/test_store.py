@@ -860,3 +860,22 @@ def test_projects_copy_of_a_missing_project_is_an_error(tmp_path, monkeypatch, c
     assert main(["projects", "copy", "nothing", "--to", str(tmp_path / "x.sqlite")]) == 2
     assert capsys.readouterr().err == "error: No project named 'nothing'\n"
     assert not (tmp_path / "x.sqlite").exists()
+
+
+def test_a_copy_that_fails_leaves_no_project_behind(tmp_path, postgres_url, monkeypatch, capsys):
+    monkeypatch.setenv("FEWSHOT_DATA_DIR", str(tmp_path / "damaged"))
+    full_project(None)
+    with sqlite3.connect(tmp_path / "damaged" / "projects" / "p.sqlite") as damaged:
+        damaged.execute("DROP TABLE review")  # its last table gone: the copy fails half-way
+    elsewhere = tmp_path / "elsewhere"
+    for target in (str(elsewhere), postgres_url):
+        assert main(["projects", "copy", "p", "--to", target]) == 2
+        error = capsys.readouterr().err
+        assert error == "error: Project 'p' could not be copied: no such table: main.review\n"
+    assert list(elsewhere.iterdir()) == []  # no file, no -wal or -shm
+    assert "p" not in list_projects(postgres_url)
+    monkeypatch.setenv("FEWSHOT_DATA_DIR", str(tmp_path / "sound"))
+    original = full_project(None)
+    for target in (str(elsewhere), postgres_url):  # the name is free again in both stores
+        assert main(["projects", "copy", "p", "--to", target]) == 0
+        assert_same(open_project("p", target, create=False), original)
