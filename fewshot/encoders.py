@@ -133,7 +133,7 @@ class SentenceEncoder:
         self,
         model: str | Path | None = None,
         cache: EmbeddingCache | None = None,
-        batch_size: int = 64,
+        batch_size: int = 32,
         backend: str | None = None,
         threads: int | None = None,
     ) -> None:

@@ -213,7 +213,7 @@ class OnnxEncoder:
                 self._loaded = load(path, self.threads), self.pipeline.tokenizer()
         return self._loaded
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Float32 rows in input order; batches go longest first, so each pads little."""
         run, tokenizer = self.load()
         out = np.empty((len(texts), self.dim), dtype=np.float32)

@@ -285,7 +285,8 @@ def run(n: int, seed: int = 0, umap: bool = True, command: str = "", presses: in
             "build_corpus_s": round(build_s, 2),
             "write_s": round(write_s, 2),
             "read_s": round(read_s, 2),
-            "file_mb": round(project.path.stat().st_size / 2**20, 1),
+            # a PostgreSQL store has no file of its own
+            "file_mb": round(project.path.stat().st_size / 2**20, 1) if project.path else None,
         },
         "embedding": {
             "model_load_s": round(load_s, 2),
@@ -331,7 +332,8 @@ def render_markdown(report: dict) -> str:
         ["store write", "store read", "embedding", "embedded", "peak RSS after embedding",
          "peak RSS overall", "app process peak RSS"],
         [[
-            f"{store['write_s']:.1f} s ({store['file_mb']} MB)",
+            f"{store['write_s']:.1f} s"
+            + (f" ({store['file_mb']} MB)" if store["file_mb"] is not None else ""),
             f"{store['read_s']:.2f} s",
             f"{emb['wall_s']:.0f} s ({rate})",
             f"{emb['embedded']:,} new, {emb['from_cache']:,} cached",

@@ -48,6 +48,7 @@ def test_scale_command_reports_every_figure(tmp_path, embedder):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "scale.json").read_text())
     assert report["docs"] == 300 and report["human_labels"] == 32
+    assert report["store"]["file_mb"] > 0  # the project's SQLite file
     embedding = report["embedding"]
     assert embedding["embedded"] + embedding["from_cache"] == 300
     assert embedding["wall_s"] > 0 and embedding["progress_reports"] >= 2
@@ -91,6 +92,27 @@ def test_scale_command_reports_every_figure(tmp_path, embedder):
     project = open_project("scale-300", create=False)
     assert len(project.annotations()) == 32  # its label undone
 
+
+
+def test_scale_command_runs_on_a_postgresql_store(tmp_path, embedder, postgres_url):
+    """The same measurement with the project in PostgreSQL, which has no file to size."""
+    env = {**os.environ, "FEWSHOT_DATABASE_URL": postgres_url}
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "fewshot.scale", "--docs", "300", "--no-umap"),
+            *("--presses", "0", "--out", tmp_path),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "scale.json").read_text())
+    assert report["store"]["file_mb"] is None and report["store"]["write_s"] > 0
+    assert report["docs"] == 300 and set(report["pages"]) == PAGES
+    assert len(open_project("scale-300", postgres_url, create=False).annotations()) == 32
 
 def captions(at) -> str:
     return " ".join(c.value for c in at.caption)
