@@ -93,7 +93,6 @@ def test_scale_command_reports_every_figure(tmp_path, embedder):
     assert len(project.annotations()) == 32  # its label undone
 
 
-
 def test_scale_command_runs_on_a_postgresql_store(tmp_path, embedder, postgres_url):
     """The same measurement with the project in PostgreSQL, which has no file to size."""
     env = {**os.environ, "FEWSHOT_DATABASE_URL": postgres_url}
@@ -113,6 +112,7 @@ def test_scale_command_runs_on_a_postgresql_store(tmp_path, embedder, postgres_u
     assert report["store"]["file_mb"] is None and report["store"]["write_s"] > 0
     assert report["docs"] == 300 and set(report["pages"]) == PAGES
     assert len(open_project("scale-300", postgres_url, create=False).annotations()) == 32
+
 
 def captions(at) -> str:
     return " ".join(c.value for c in at.caption)
