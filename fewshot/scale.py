@@ -252,7 +252,7 @@ def run(n: int, seed: int = 0, umap: bool = True, command: str = "", presses: in
         report(done, total)
 
     ws, embed_s = _timed(lambda: Workspace(texts, embedder, progress=progress))
-    cached = counts[0][0]
+    cached = counts[0][0] if counts else len(texts)  # none: read back whole (fewshot.stored)
     embedded = len(texts) - cached
     rss_embed = peak_rss_mb()
     # The n-gram matrix and neighbour graph, as the Data page builds them after embedding: kept

@@ -26,7 +26,7 @@ from fewshot.encoders import (
 from fewshot.labelspace import LabelSpace
 from fewshot.maps import Zmap
 from fewshot.numeric import normalize
-from fewshot.stored import write_atomic
+from fewshot.stored import stored, write_atomic
 
 VIEWS = {"sbert": "Sentence-BERT", "words": "Word vectors", "zmap": "SBERT via Zmap"}
 DEFAULT_VIEW = "sbert"
@@ -110,9 +110,23 @@ class Embedder:
         zmap = fit_zmap(sentence, words, progress=progress) if view == "zmap" else None
         return cls(sentence, words, zmap)
 
-    def documents(self, texts: Sequence[str], progress: Progress | None = None) -> DocumentViews:
-        """A corpus in every view; the sentence embeddings now, with progress."""
-        return DocumentViews(self, texts, self.sentence.encode(texts, progress=progress))
+    def documents(
+        self, texts: Sequence[str], progress: Progress | None = None, key: str | None = None
+    ) -> DocumentViews:
+        """A corpus in every view; the sentence embeddings now, with progress.
+
+        With key (the corpus's fingerprint) the sentence embeddings are also kept on disk as one
+        matrix (`fewshot.stored`): at 100,000 documents reading it back takes a fraction of a
+        second where looking each text up in the embedding cache took 4 s.
+        """
+        if key is None:
+            return DocumentViews(self, texts, self.sentence.encode(texts, progress=progress))
+        arrays = stored(
+            (key, self.sentence.name),
+            "sentence",
+            lambda: {"vectors": self.sentence.encode(texts, progress=progress)},
+        )
+        return DocumentViews(self, texts, arrays["vectors"])
 
     def view(self, texts: Sequence[str], view: str, progress: Progress | None = None) -> np.ndarray:
         """Documents in one view only, computing no other."""

@@ -69,16 +69,6 @@ def no_background_work_left():
         common._background().submit(lambda: None).result(timeout=300)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def umap_warm_up_finished():
-    """At the end, wait for the UMAP warm-up an app run started in the background: numba
-    compiling at low priority while the interpreter shuts down aborts it (an LLVM assertion)."""
-    yield
-    projection = sys.modules.get("fewshot.projection")
-    if projection is not None and projection._warm_up is not None:
-        projection._warm_up.exception(timeout=600)
-
-
 @pytest.fixture(scope="session")
 def postgres_server():
     """A throwaway PostgreSQL server for the session (about a second to start). Missing binaries

@@ -9,7 +9,7 @@ from fewshot.lexical import TermSpace
 from fewshot.workspace import Workspace
 
 
-def _never() -> dict:
+def _never(*args, **kwargs) -> dict:
     raise AssertionError("computed again")
 
 
@@ -51,7 +51,9 @@ def test_a_new_workspace_reads_the_corpus_index_from_disk(embedder, ag_sample, m
     graph._CACHE.clear()  # as in a restarted app: only the disk has them
     monkeypatch.setattr(TermSpace, "fit_transform", _never)
     monkeypatch.setattr(graph, "_graph", _never)
+    monkeypatch.setattr(embedder.sentence, "encode", _never)  # nor the embedding cache
     second = Workspace(texts, embedder)
+    assert np.array_equal(second.views["sbert"], raw)
     assert (second.terms != first.terms).nnz == 0
     assert second.term_space.n_terms == first.term_space.n_terms
     keyed = graph.neighbour_graph(raw, graph.MAX_NEIGHBOURS, graph.fingerprint(raw))
