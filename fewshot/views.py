@@ -111,16 +111,14 @@ class Embedder:
         return cls(sentence, words, zmap)
 
     def documents(
-        self, texts: Sequence[str], progress: Progress | None = None, key: str | None = None
+        self, texts: Sequence[str], key: str, progress: Progress | None = None
     ) -> DocumentViews:
         """A corpus in every view; the sentence embeddings now, with progress.
 
-        With key (the corpus's fingerprint) the sentence embeddings are also kept on disk as one
-        matrix (`fewshot.stored`): at 100,000 documents reading it back takes a fraction of a
-        second where looking each text up in the embedding cache took 4 s.
+        They are also kept on disk as one matrix per corpus (key: its fingerprint;
+        `fewshot.stored`): at 100,000 documents reading it back takes a fraction of a second
+        where looking each text up in the embedding cache took 4 s.
         """
-        if key is None:
-            return DocumentViews(self, texts, self.sentence.encode(texts, progress=progress))
         arrays = stored(
             (key, self.sentence.name),
             "sentence",

@@ -107,7 +107,7 @@ class Workspace:
         self.texts = list(texts)
         self.key = text_fingerprint(self.texts)
         self.embedder = embedder
-        self.views = embedder.documents(self.texts, progress=progress, key=self.key)
+        self.views = embedder.documents(self.texts, self.key, progress=progress)
         self._label_cache: tuple[LabelSpace, dict[str, np.ndarray]] | None = None
         self.term_space = TermSpace()  # fitted on the corpus with the first use of `terms`
         self._terms: list[sparse.csr_matrix | None] = []  # computed on first use, then kept
