@@ -4,7 +4,8 @@
 numba compiles (20-75 s, once per process) and runs here, so the app's threads never wait on the
 interpreter lock for it. One request per line on stdin, as JSON: the input and output `.npy`
 files, the UMAP parameters and a file for the progress ("epochs-done epochs"); one reply per line,
-"ok" or the error, on the original stdout. The process ends when its stdin does (the app exits).
+"ok" or the error, on the original stdout. The process ends when its stdin does (the app exits)
+and, mid-fit, within a second of the app's end, however it ended.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +59,15 @@ def fit_umap(
     return np.asarray(model.fit_transform(x), dtype=np.float32)
 
 
+def _end_with(parent: int) -> None:
+    """Exit once the app that started this process is gone (killed, it closes no pipe)."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
+
+
 def main() -> None:
+    threading.Thread(target=_end_with, args=(os.getppid(),), daemon=True).start()
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # what umap or numba print goes to stderr, not among the replies
     lower_priority()  # the app's pages come first

@@ -140,6 +140,7 @@ cache = layout_cache(str(config.data_dir() / "layouts"))
 layout = cache.layout(docs[sample])
 status = cache.status(docs[sample])
 label_xy = layout.transform(now.workspace.label_vectors(now.labels)[view])
+chart = f"map-{view}-{layout.method}-{st.session_state.get('map_search_round', 0)}"
 
 if layout.method == "umap":
     st.caption(f"UMAP layout of the {VIEWS[view]} embeddings (cosine, 15 neighbours).")
@@ -157,10 +158,17 @@ else:
     @st.fragment(run_every=2)
     def swap_in_umap() -> None:
         """Poll the background fit, saying how far it is; rerun the page once it has finished
-        (or failed)."""
-        if cache.status(docs[sample]) != "computing":
+        (or failed), but not under a selection: the new layout would drop what the user is
+        about to label."""
+        if cache.status(docs[sample]) == "computing":
+            st.caption(f":material/hourglass_top: UMAP: {cache.progress(docs[sample])}.")
+        elif (st.session_state.get(chart) or {}).get("selection", {}).get("points"):
+            st.caption(
+                ":material/check: The UMAP layout is ready; it replaces this one once nothing is "
+                "selected."
+            )
+        else:
             st.rerun()
-        st.caption(f":material/hourglass_top: UMAP: {cache.progress(docs[sample])}.")
 
     swap_in_umap()
 rows, xy = drawn(layout, docs, sample, np.fromiter(now.human, np.int64, len(now.human)))
@@ -188,7 +196,7 @@ event = st.plotly_chart(
     figure(shown, colour_by, label_xy, now.labels.names),
     on_select="rerun",
     selection_mode=("lasso", "box"),
-    key=f"map-{view}-{layout.method}-{st.session_state.get('map_search_round', 0)}",
+    key=chart,
     config={"displaylogo": False},
 )
 
