@@ -19,6 +19,8 @@ import numpy as np
 
 from fewshot import FewshotError, config
 
+BATCH_SIZE = 32  # texts per forward pass: faster than 64 on both CPUs measured (embed_bench)
+
 Progress = Callable[[int, int], None]
 _TOKEN = re.compile(r"[^\W_]+")
 
@@ -133,7 +135,7 @@ class SentenceEncoder:
         self,
         model: str | Path | None = None,
         cache: EmbeddingCache | None = None,
-        batch_size: int = 32,
+        batch_size: int = BATCH_SIZE,
         backend: str | None = None,
         threads: int | None = None,
     ) -> None:

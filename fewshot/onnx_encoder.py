@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fewshot import FewshotError, config
+from fewshot.encoders import BATCH_SIZE
 from fewshot.numeric import usable_cpus
 from fewshot.stored import write_atomic
 
@@ -213,7 +214,7 @@ class OnnxEncoder:
                 self._loaded = load(path, self.threads), self.pipeline.tokenizer()
         return self._loaded
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
         """Float32 rows in input order; batches go longest first, so each pads little."""
         run, tokenizer = self.load()
         out = np.empty((len(texts), self.dim), dtype=np.float32)

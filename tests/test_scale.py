@@ -31,13 +31,12 @@ def test_synthetic_corpus_is_distinct_mixed_and_reproducible():
     assert len(human) == 32 and set(human.values()) == {"World", "Sports", "Business", "Sci/Tech"}
 
 
-def test_scale_command_reports_every_figure(tmp_path, embedder):
-    """`embedder` is requested so the data directory already holds the word vectors and Zmap."""
-    env = {**os.environ, "FEWSHOT_TABLE_ROWS": "100", "FEWSHOT_PLOT_POINTS": "150"}
+def run_scale(out: Path, env: dict) -> dict:
+    """`python -m fewshot.scale` on 300 documents (no UMAP, no key presses), its JSON report."""
     result = subprocess.run(
         [
             *(sys.executable, "-m", "fewshot.scale", "--docs", "300", "--no-umap"),
-            *("--presses", "0", "--out", tmp_path),
+            *("--presses", "0", "--out", out),
         ],
         cwd=ROOT,
         env=env,
@@ -46,7 +45,13 @@ def test_scale_command_reports_every_figure(tmp_path, embedder):
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads((tmp_path / "scale.json").read_text())
+    return json.loads((out / "scale.json").read_text())
+
+
+def test_scale_command_reports_every_figure(tmp_path, embedder):
+    """`embedder` is requested so the data directory already holds the word vectors and Zmap."""
+    env = {**os.environ, "FEWSHOT_TABLE_ROWS": "100", "FEWSHOT_PLOT_POINTS": "150"}
+    report = run_scale(tmp_path, env)
     assert report["docs"] == 300 and report["human_labels"] == 32
     assert report["store"]["file_mb"] > 0  # the project's SQLite file
     embedding = report["embedding"]
@@ -96,19 +101,7 @@ def test_scale_command_reports_every_figure(tmp_path, embedder):
 def test_scale_command_runs_on_a_postgresql_store(tmp_path, embedder, postgres_url):
     """The same measurement with the project in PostgreSQL, which has no file to size."""
     env = {**os.environ, "FEWSHOT_DATABASE_URL": postgres_url}
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "fewshot.scale", "--docs", "300", "--no-umap"),
-            *("--presses", "0", "--out", tmp_path),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads((tmp_path / "scale.json").read_text())
+    report = run_scale(tmp_path, env)
     assert report["store"]["file_mb"] is None and report["store"]["write_s"] > 0
     assert report["docs"] == 300 and set(report["pages"]) == PAGES
     assert len(open_project("scale-300", postgres_url, create=False).annotations()) == 32
