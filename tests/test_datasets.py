@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from fewshot import FewshotError
-from fewshot.datasets import DATASETS, load_dataset
+from fewshot.datasets import DATASETS, load_dataset, text_form
 
 
 def shares(gold):
@@ -36,7 +36,19 @@ def test_long_tail_and_renamed_stand_ins():
     assert sum(len(t.split()) for t in titles) / len(titles) < 10
 
 
+def test_form_stand_in_labels_what_a_text_does():
+    texts, gold = load_dataset("banking77_form")
+    assert len(texts) == 4_000 and len(set(texts)) > 3_900
+    assert set(gold) == {"how", "why", "what", "where or when", "yes or no", "statement"}
+    assert 0.04 < min(shares(gold).values()) < max(shares(gold).values()) < 0.35
+    assert text_form("Why is my card blocked?") == "why"
+    assert text_form("Can I top up by cheque?") == "yes or no"
+    assert text_form("My card has not arrived yet.") == "statement"
+    assert text_form("Can I top up by cheque") is None  # a request, not a question
+    assert text_form("") is None
+
+
 def test_unknown_data_set_is_refused():
-    assert len(DATASETS) == 10
+    assert len(DATASETS) == 11
     with pytest.raises(FewshotError, match="Unknown data set 'nope'"):
         load_dataset("nope")
