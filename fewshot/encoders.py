@@ -35,17 +35,33 @@ def time_left(started: float, done: int, total: int) -> str:
     return f", about {left / 60:.0f} min left" if left >= 90 else f", about {left:.0f} s left"
 
 
+class Pace:
+    """time_left at the pace since the first report: what was done before it (texts found in the
+    embedding cache, reported at once) took no time, and counting it made 87,000 texts to embed
+    after 12,500 cached ones look like 2 minutes instead of 18."""
+
+    def __init__(self) -> None:
+        self._first: tuple[float, int] | None = None
+
+    def __call__(self, done: int, total: int) -> str:
+        if self._first is None:
+            self._first = (time.monotonic(), done)
+        started, before = self._first
+        return time_left(started, done - before, total - before)
+
+
 def print_progress(what: str, every: float = 5.0) -> Progress:
     """A Progress that prints to stderr at most every few seconds, so a long embed shows it is alive
     (command line and benchmark) without flooding a log, with the time left at its pace."""
-    last, started = -every, time.monotonic()
+    last, pace = -every, Pace()
 
     def report(done: int, total: int) -> None:
         nonlocal last
         now = time.monotonic()
+        left = pace(done, total)
         if done == total or now - last >= every:
             print(
-                f"{what}: {done:,}/{total:,}{time_left(started, done, total)}",
+                f"{what}: {done:,}/{total:,}{left}",
                 file=sys.stderr,
                 flush=True,
             )

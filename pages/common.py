@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 import json
 import re
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.pages_manager import PagesManager
 
 from fewshot import FewshotError, config, demo
-from fewshot.encoders import Progress, time_left
+from fewshot.encoders import Pace, Progress
 from fewshot.labelspace import LabelSpace
 from fewshot.numeric import lower_priority, text_fingerprint
 from fewshot.store import Project, list_projects, open_project
@@ -182,10 +181,10 @@ def progress_bar(first: str, template: str) -> tuple[DeltaGenerator, Progress]:
     """A progress bar showing `first` and the callback that fills it; template is formatted with
     done and total, and the time left at the pace so far follows it."""
     bar = st.progress(0.0, text=first)
-    started = time.monotonic()
+    pace = Pace()
 
     def progress(done: int, total: int) -> None:
-        text = template.format(done=done, total=total) + time_left(started, done, total)
+        text = template.format(done=done, total=total) + pace(done, total)
         bar.progress(min(done / max(total, 1), 1.0), text)
 
     return bar, progress

@@ -88,3 +88,16 @@ def test_word2vec_on_own_corpus():
     assert vectors.dim == 16 and "loan" in vectors.kv.key_to_index
     with pytest.raises(FewshotError):
         train_word2vec(["", "!!!"])
+
+
+def test_time_left_counts_the_pace_from_the_first_report(monkeypatch):
+    # 12,500 texts come from the cache at once, then 1,000 are embedded in 10 s: 86,500 to go
+    # at 100 a second is about 14 minutes, not the 64 s the whole count since the start says.
+    now = [0.0]
+    monkeypatch.setattr(encoders.time, "monotonic", lambda: now[0])
+    pace = encoders.Pace()
+    assert pace(12_500, 100_000) == ""  # nothing is known of the pace yet
+    now[0] = 10.0
+    assert pace(13_500, 100_000) == ", about 14 min left"
+    assert encoders.time_left(0.0, 13_500, 100_000) == ", about 64 s left"
+    assert pace(100_000, 100_000) == ""
