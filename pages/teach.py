@@ -230,19 +230,16 @@ if len(changes):
     st.rerun()
 
 cross_validation = state.cross_validation()  # in the background: the next label need not wait
-polling = not cross_validation.done()
 
 
-@st.fragment(run_every=1 if polling else None)
+@st.fragment(run_every=None if cross_validation.done() else 1)
 def show_cross_validation() -> None:
     """The metric, polled once a second while the background job runs (this part only); once
-    done, the whole page again: it shows the calibrated scores if they wait for it, and stops
-    the polling (a fragment keeps the run_every it was drawn with, and polling a settled page
-    cost the server a fifth of a core at 100,000 documents)."""
+    done, the whole page again if the scores wait for it to be calibrated."""
     if not cross_validation.done():
         st.metric("Cross-validated accuracy", "...", help="Cross-validating in the background.")
         return
-    if polling or prediction.pending:
+    if prediction.pending:
         st.rerun()
     accuracy = cross_validation.result()
     st.metric(
