@@ -112,23 +112,7 @@ def _sst2_abstract() -> tuple[list[str], list[str]]:
     return texts, ["praise" if g == "positive" else "complaint" for g in gold]
 
 
-YES_NO_OPENERS = frozenset(
-    (
-        "am",
-        "are",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "has",
-        "have",
-        "is",
-        "should",
-        "will",
-        "would",
-    )
-)
+YES_NO_OPENERS = frozenset("am are can could did do does has have is should will would".split())
 
 
 def text_form(text: str) -> str | None:
