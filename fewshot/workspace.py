@@ -375,10 +375,9 @@ class Workspace:
         top2 = np.sort(prediction.proba, axis=1)[:, -2:]
         doubt = 1 - (top2[:, 1] - top2[:, 0])
         raw = self.views[prediction.view]
-        docs = normalize(raw)
         graph = getattr(prediction.classifier, "neighbours_", None)
-        if graph is None and len(docs) > 20:
-            graph = neighbour_graph(docs, MAX_NEIGHBOURS, fingerprint(raw))
+        if graph is None and len(raw) > 20:
+            graph = neighbour_graph(normalize(raw), MAX_NEIGHBOURS, fingerprint(raw))
         if graph is not None and len(graph) == len(doubt):
             doubt = 0.5 * doubt + 0.5 * doubt[graph].mean(axis=1)
         order = np.argsort(-doubt, kind="stable")
@@ -391,7 +390,7 @@ class Workspace:
         candidates = [int(i) for i in order[: max(50, 10 * n)]]
         if not candidates:
             return []
-        docs = docs[candidates]
+        docs = normalize(raw[candidates])  # not the whole corpus: this runs before each document
         chosen = [0]
         closest = docs @ docs[0]
         while len(chosen) < min(n, len(candidates)):

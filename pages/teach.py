@@ -12,12 +12,19 @@ from pages import common, finder
 FILTERS = ("All", "Not labeled", "Labeled", "Human and model disagree")
 KEYS = "123456789"  # the first nine labels' keys; 0 skips, Backspace or U undoes
 MIN_SEEN_S = 0.3  # a document must be on screen this long before a press labels it
+QUIET_S = 1.0  # no whole-page rerun of the page's own accord sooner after a new document
 
 st.title("Teach")
 state = common.current()
 project, labels, workspace = state.project, state.labels, state.workspace
 quick = state.latest()  # the last fit, maybe a label behind: the next document shows at once
 skipped = common.skipped(project)
+
+
+def shown_for() -> float:
+    """Seconds the document on screen has been there (infinity when there is none)."""
+    shown = st.session_state.get("teach_shown")
+    return time.monotonic() - shown[1] if shown is not None else float("inf")
 
 
 def seen(doc: int) -> bool:
@@ -28,11 +35,7 @@ def seen(doc: int) -> bool:
     longer shown does nothing.
     """
     shown = st.session_state.get("teach_shown")
-    return (
-        shown is not None
-        and shown[0] == (project.name, doc)
-        and time.monotonic() - shown[1] >= MIN_SEEN_S
-    )
+    return shown is not None and shown[0] == (project.name, doc) and shown_for() >= MIN_SEEN_S
 
 
 def label(doc: int, name: str) -> None:
@@ -230,16 +233,24 @@ if len(changes):
     st.rerun()
 
 cross_validation = state.cross_validation()  # in the background: the next label need not wait
+polling = prediction.pending or not cross_validation.done()
 
 
-@st.fragment(run_every=None if cross_validation.done() else 1)
+@st.fragment(run_every=1 if polling else None)
 def show_cross_validation() -> None:
-    """The metric, polled once a second while the background job runs (this part only); once
-    done, the whole page again if the scores wait for it to be calibrated."""
+    """The metric, polled once a second while the background job runs or the scores wait for it
+    (this part only).
+
+    Once the job is done the whole page runs again: it shows the scores calibrated on it, and it
+    stops the polling (a fragment keeps the run_every it was drawn with; polling a settled page
+    cost the server a fifth of a core at 100,000 documents). Not within QUIET_S of a new
+    document, though: a press queued behind that run would be handled late enough to pass the
+    seen-guard, and a fast double press would label a document the user never saw.
+    """
     if not cross_validation.done():
         st.metric("Cross-validated accuracy", "...", help="Cross-validating in the background.")
         return
-    if prediction.pending:
+    if polling and shown_for() >= QUIET_S:
         st.rerun()
     accuracy = cross_validation.result()
     st.metric(

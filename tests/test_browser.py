@@ -22,7 +22,13 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from fewshot import config
 from fewshot.demo import DEMO_LABELS, open_demo
 from fewshot.store import open_project
-from tests.browser_server import CHROMIUM_FLAGS, running_app, sign_in
+from tests.browser_server import (
+    CHROMIUM_FLAGS,
+    app_server,
+    cpu_seconds,
+    running_app,
+    sign_in,
+)
 
 CHROMIUM = shutil.which("chromium")
 TIMEOUT = 300_000  # ms; the first run loads the models and fits the Zmap in the server
@@ -175,7 +181,7 @@ def test_number_keys_label_double_press_once_backspace_undoes(tmp_path, embedder
         frame = open_project("demo", root=projects, create=False).annotations()
         return dict(zip(frame["doc_id"].tolist(), frame["label"].tolist()))
 
-    with sync_playwright() as playwright, running_app(data_dir) as url:
+    with sync_playwright() as playwright, app_server(data_dir) as (url, server):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(TIMEOUT)
@@ -216,4 +222,10 @@ def test_number_keys_label_double_press_once_backspace_undoes(tmp_path, embedder
         _settle(page)
         assert current() == expected
         expect(page.locator("[data-testid=stSidebar]")).to_contain_text("5 human labels")
+        # Settled, the page leaves the server idle: nothing polls a background job that is done.
+        expect(page.get_by_test_id("stMetric").last).not_to_contain_text("...")
+        page.wait_for_timeout(3_000)
+        used = cpu_seconds(server.pid)
+        page.wait_for_timeout(5_000)
+        assert cpu_seconds(server.pid) - used < 0.2
         browser.close()
