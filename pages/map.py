@@ -5,7 +5,7 @@ background fit is done (the first fit in a server process pays up to a minute of
 """
 
 import html
-import textwrap
+import re
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ from pages import common, finder
 UNLABELED = "(no human label)"
 UNLABELED_COLOUR = "#c3c7cf"
 HOVER_CHARS = 240
+WRAP = re.compile(r"\S.{0,68}\S(?=\s|$)|\S+")  # lines of at most 70 characters, broken at spaces
 
 
 @st.cache_resource(show_spinner=False)
@@ -34,16 +35,19 @@ def colours(names: tuple[str, ...]) -> dict[str, str]:
     return {name: palette[i % len(palette)] for i, name in enumerate(names)}
 
 
-def hover_text(row: pd.Series) -> str:
-    """Plotly hover labels are HTML-ish: escape the user's text, wrap it, keep it short."""
-    text = row["text"] if len(row["text"]) <= HOVER_CHARS else row["text"][:HOVER_CHARS] + "…"
-    lines = "<br>".join(html.escape(line) for line in textwrap.wrap(text, 70))
-    human = row["human_label"] if isinstance(row["human_label"], str) else "none"
-    return (
-        f"{lines}<br><br><b>Predicted:</b> {html.escape(row['predicted_label'])} "
-        f"({row['score']:.2f})<br><b>Human label:</b> {html.escape(human)}"
-        f"<br><b>Document</b> {row['id']}"
-    )
+def hover_texts(rows: pd.DataFrame) -> list[str]:
+    """Plotly hover labels are HTML-ish: the user's text escaped, wrapped, kept short. A regex
+    wraps, not textwrap: that took 0.4 s a run for the map's 5,000 points."""
+    return [
+        "<br>".join(html.escape(line) for line in WRAP.findall(text[:HOVER_CHARS]))
+        + ("…" if len(text) > HOVER_CHARS else "")
+        + f"<br><br><b>Predicted:</b> {html.escape(predicted)} ({score:.2f})"
+        + f"<br><b>Human label:</b> {html.escape(human if isinstance(human, str) else 'none')}"
+        + f"<br><b>Document</b> {doc}"
+        for text, predicted, score, human, doc in zip(
+            rows["text"], rows["predicted_label"], rows["score"], rows["human_label"], rows["id"]
+        )
+    ]
 
 
 def _outline(rows: pd.DataFrame) -> dict:
@@ -83,7 +87,7 @@ def figure(
                     **_outline(rows),
                 },
                 customdata=rows["id"].tolist(),  # a plain list: one int per point
-                hovertext=rows.apply(hover_text, axis=1),
+                hovertext=hover_texts(rows),
                 hovertemplate="%{hovertext}<extra></extra>",
             )
         )
