@@ -138,9 +138,14 @@ class Workspace:
         the user still watches the embedding finish) and kept on disk: the n-gram matrix and the
         neighbour graph. The first visit of a page then fits on labels only."""
         _ = self.terms
+        if len(self.views[view]) > 2 * MAX_NEIGHBOURS:  # smaller ones are not spread (classify)
+            self.neighbours(view)
+
+    def neighbours(self, view: str = DEFAULT_VIEW) -> np.ndarray:
+        """The view's neighbour graph, MAX_NEIGHBOURS per document (`fewshot.graph`): the one a
+        fit on a large corpus spreads over, computed once per corpus and kept on disk."""
         raw = self.views[view]
-        if len(raw) > 2 * MAX_NEIGHBOURS:  # smaller corpora are not spread (FewShotClassifier)
-            neighbour_graph(normalize(raw), MAX_NEIGHBOURS, fingerprint(raw))
+        return neighbour_graph(normalize(raw), MAX_NEIGHBOURS, fingerprint(raw))
 
     @property
     def search_texts(self) -> pa.Array:
@@ -377,7 +382,7 @@ class Workspace:
         raw = self.views[prediction.view]
         graph = getattr(prediction.classifier, "neighbours_", None)
         if graph is None and len(raw) > 20:
-            graph = neighbour_graph(normalize(raw), MAX_NEIGHBOURS, fingerprint(raw))
+            graph = self.neighbours(prediction.view)
         if graph is not None and len(graph) == len(doubt):
             doubt = 0.5 * doubt + 0.5 * doubt[graph].mean(axis=1)
         order = np.argsort(-doubt, kind="stable")
