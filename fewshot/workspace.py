@@ -36,6 +36,7 @@ from fewshot.numeric import cohen_kappa, fingerprint, normalize, text_fingerprin
 from fewshot.search import corpus_texts
 from fewshot.stored import stored
 from fewshot.views import DEFAULT_VIEW, VIEWS, Embedder
+from fewshot.vouch import Verdict, vouch
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Prediction:
     corpus_temperature: float = 1.0  # the temperature the corpus's accuracy estimate asks for
     estimate: float | None = None  # that estimate
     pending: bool = False  # its cross-validation is still to come (predict(wait=False))
+    refined: Prediction | None = None  # the corpus-refined fit this one replaced (`vouch`)
 
     @property
     def cross_validated_accuracy(self) -> float | None:
@@ -91,9 +93,32 @@ class Prediction:
         return pd.concat([frame, scores], axis=1)
 
 
-MIN_HELD_OUT = 20  # human labels before cross-validation has a say in the temperature
+MIN_HELD_OUT = 20  # human labels before cross-validation has a say (temperature, `vouch`)
 CALIBRATION_LABELS = 40  # held-out labels worth as much as the corpus's estimate
 FOLDS = 5  # of the cross-validation on the human labels
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A cross-validation on the human labels, kept for the fits that come after it."""
+
+    ids: np.ndarray  # the human-labeled documents
+    y: np.ndarray  # their labels (class positions)
+    proba: np.ndarray  # their held-out probabilities, from fits with the settings of the key
+    temperature: float  # fitted to those
+    plain: np.ndarray | None = None  # the Wmap alone's held-out probabilities (refining fits)
+    plain_temperature: float = 1.0
+    verdict: Verdict | None = None  # whether the corpus refinement beats the Wmap alone
+
+    @property
+    def dropped(self) -> bool:
+        return self.verdict is not None and not self.verdict.keep
+
+    @property
+    def accuracy(self) -> float:
+        """Of the model the fits use: the Wmap alone where the refinement was dropped."""
+        proba = self.plain if self.dropped else self.proba
+        return float(np.mean(np.argmax(proba, axis=1) == self.y))
 
 
 class Workspace:
@@ -112,8 +137,8 @@ class Workspace:
         self.term_space = TermSpace()  # fitted on the corpus with the first use of `terms`
         self._terms: list[sparse.csr_matrix | None] = []  # computed on first use, then kept
         self._search_texts: pa.Array | None = None
-        # per (labels, view, transductive, lexical): ids, labels, held-out probabilities, temperature
-        self._held_out_cache: dict[tuple, tuple] = {}
+        # per (labels, view, transductive, lexical)
+        self._held_out_cache: dict[tuple, HeldOut] = {}
         self.fit_seconds: dict[str, float] = {}  # per view, the last fit's: what the next will take
 
     @property
@@ -208,53 +233,79 @@ class Workspace:
         return self._tempered(prediction)
 
     def calibrated(self, prediction: Prediction) -> Prediction:
-        """A pending prediction tempered anew once its cross-validation is done (else as it is)."""
+        """A pending prediction tempered (and vouched for) anew once its cross-validation is done
+        (else as it is)."""
         if not prediction.pending:
             return prediction
         if not self._fresh(self._held_out_entry(prediction), prediction.fitted_on):
             return prediction
-        return self._tempered(replace(prediction, pending=False))
+        return self._tempered(replace(prediction.refined or prediction, pending=False))
 
     @staticmethod
     def _wants_held_out(ids: np.ndarray, y: np.ndarray) -> bool:
         return len(ids) >= MIN_HELD_OUT and len(np.unique(y)) >= 2
 
-    def _held_out_entry(self, prediction: Prediction) -> tuple | None:
+    def _held_out_entry(self, prediction: Prediction) -> HeldOut | None:
         key = (prediction.labels, prediction.view, *prediction.fit)
         return self._held_out_cache.get(key)
 
     @staticmethod
-    def _fresh(held: tuple | None, ids: np.ndarray) -> bool:
+    def _fresh(held: HeldOut | None, ids: np.ndarray) -> bool:
         """Whether a cached cross-validation still speaks for these human labels: its labels are
         among them, and they have grown by at most a tenth since. It changes slowly, and the app
         refits on every label."""
-        return held is not None and set(held[0]) <= set(ids) and len(ids) <= 1.1 * len(held[0])
+        return held is not None and set(held.ids) <= set(ids) and len(ids) <= 1.1 * len(held.ids)
 
     def _tempered(self, prediction: Prediction) -> Prediction:
         """Temper the prediction (fewshot.calibrate): by the corpus's accuracy estimate, and once
         there are MIN_HELD_OUT human labels also by cross-validation on them, weighted by their
         number against CALIBRATION_LABELS (a few held-out labels give a noisy temperature). A
-        pending prediction uses the last cross-validation at hand, if any."""
+        pending prediction uses the last cross-validation at hand, if any; where that found the
+        corpus refinement doing harm (`vouch`), the Wmap alone takes the prediction's place."""
         temperature = prediction.corpus_temperature
         how = f"from the corpus (estimated accuracy {prediction.estimate:.0%})"
         held = self._held_out_entry(prediction)
         if held is not None and self._wants_held_out(
             prediction.fitted_on, prediction.fitted_labels
         ):
-            weight = len(held[0]) / (len(held[0]) + CALIBRATION_LABELS)
-            temperature = float(
-                np.exp(weight * np.log(held[3]) + (1 - weight) * np.log(temperature))
-            )
+            if held.dropped:
+                return self._without_refinement(prediction, held)
+            temperature = _blend(held, held.temperature, temperature)
             how = (
-                f"on {len(held[0])} cross-validated human labels and the corpus "
+                f"on {len(held.ids)} cross-validated human labels and the corpus "
                 f"({prediction.estimate:.0%})"
             )
-            prediction.held_out, prediction.held_out_labels = held[2], held[1]
+            prediction.held_out, prediction.held_out_labels = held.proba, held.y
         if prediction.pending:
             how += "; cross-validating the newest labels"
         prediction.proba = temper(prediction.uncalibrated, temperature)
         prediction.temperature, prediction.calibration = temperature, how
         return prediction
+
+    def _without_refinement(self, refined: Prediction, held: HeldOut) -> Prediction:
+        """The Wmap alone in place of a corpus-refined fit its held-out labels found worse,
+        tempered by its own cross-validation (cosine is calibrated as it is, for the rest)."""
+        plain, _ = self._fit(
+            refined.labels, refined.view, refined.fitted_on, refined.fitted_labels, False, False
+        )
+        plain.classifier.selection_ = held.verdict.reason
+        temperature = _blend(held, held.plain_temperature, 1.0)
+        how = f"on {len(held.ids)} cross-validated human labels"
+        if refined.pending:
+            how += "; cross-validating the newest labels"
+        return replace(
+            plain,
+            proba=temper(plain.proba, temperature),
+            uncalibrated=plain.proba,
+            temperature=temperature,
+            calibration=how,
+            held_out=held.plain,
+            held_out_labels=held.y,
+            fit=refined.fit,
+            estimate=refined.estimate,
+            pending=refined.pending,
+            refined=refined,
+        )
 
     def _cross_validate(
         self,
@@ -265,14 +316,23 @@ class Workspace:
         transductive: bool | str,
         lexical: bool,
         progress: Progress | None = None,
-    ) -> np.ndarray:
-        """Held-out probabilities of the human labels, kept (with their temperature) for the
-        calibration of later fits with these settings."""
-        held_out = self._held_out(labels, view, ids, y, transductive, lexical, progress)
+    ) -> HeldOut:
+        """Held-out probabilities of the human labels, kept (with their temperature, and for a
+        fit that decides on the corpus by itself, the Wmap alone's and the `vouch` verdict) for
+        the calibration of later fits with these settings."""
+        held_out, prior = self._held_out(labels, view, ids, y, transductive, lexical, progress)
+        held = HeldOut(ids, y, held_out, fit_temperature(held_out, y))
+        if transductive == "auto" and len(np.unique(y)) >= 2:
+            plain = self._held_out_plain(labels, view, ids, y)
+            held = replace(
+                held,
+                plain=plain,
+                plain_temperature=fit_temperature(plain, y),
+                verdict=vouch(held_out, plain, y, prior),
+            )
         if self._wants_held_out(ids, y):
-            key = (labels, view, transductive, lexical)
-            self._held_out_cache[key] = (ids, y, held_out, fit_temperature(held_out, y))
-        return held_out
+            self._held_out_cache[(labels, view, transductive, lexical)] = held
+        return held
 
     def _fit(
         self,
@@ -307,18 +367,29 @@ class Workspace:
         transductive: bool | str = "auto",
         lexical: bool = True,
         progress: Progress | None = None,
-    ) -> np.ndarray:
-        """Uncalibrated probabilities of each human-labeled document from a fit without its fold
-        (progress: folds done of FOLDS)."""
-        fold_of = np.arange(len(ids)) % min(FOLDS, len(ids))
-        np.random.default_rng(0).shuffle(fold_of)
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Uncalibrated probabilities of each human-labeled document from a fit without its fold,
+        and the class shares that fit predicts over the corpus (progress: folds done of FOLDS)."""
         out = np.zeros((len(ids), len(labels)), dtype=np.float32)
-        for fold in range(fold_of.max() + 1):
-            train, test = fold_of != fold, fold_of == fold
+        prior = np.zeros_like(out)
+        folds = _folds(len(ids))
+        for fold, (train, test) in enumerate(folds):
             fitted, _ = self._fit(labels, view, ids[train], y[train], transductive, lexical)
             out[test] = fitted.proba[ids[test]]
+            prior[test] = fitted.proba.mean(axis=0)
             if progress is not None:
-                progress(fold + 1, fold_of.max() + 1)
+                progress(fold + 1, len(folds))
+        return out, prior
+
+    def _held_out_plain(
+        self, labels: LabelSpace, view: str, ids: np.ndarray, y: np.ndarray
+    ) -> np.ndarray:
+        """The same folds' held-out probabilities from the Wmap alone (no corpus: milliseconds)."""
+        docs, vectors = self.views[view], self.label_vectors(labels)[view]
+        out = np.zeros((len(ids), len(labels)), dtype=np.float32)
+        for train, test in _folds(len(ids)):
+            plain = FewShotClassifier(vectors, transductive=False)
+            out[test] = plain.fit(docs[ids[train]], y[train]).predict_proba(docs[ids[test]])
         return out
 
     def labeler(self, prediction: Prediction, label_set: str = "") -> Labeler:
@@ -415,11 +486,9 @@ class Workspace:
         if len(ids) < 4:
             return None
         held = self._held_out_cache.get((labels, view, "auto", True))
-        if held is not None and np.array_equal(held[0], ids) and np.array_equal(held[1], y):
-            held_out = held[2]
-        else:
-            held_out = self._cross_validate(labels, view, ids, y, "auto", True)
-        return float(np.mean(np.argmax(held_out, axis=1) == y))
+        if held is None or not np.array_equal(held.ids, ids) or not np.array_equal(held.y, y):
+            held = self._cross_validate(labels, view, ids, y, "auto", True)
+        return held.accuracy
 
     def likely_mistakes(
         self, labels: LabelSpace, human: dict[int, str] | None, view: str = DEFAULT_VIEW
@@ -440,13 +509,14 @@ class Workspace:
             key = ("likely_mistakes", *key)
         held = self._held_out_cache.get(key)
         if not self._fresh(held, ids):
-            held_out = self._cross_validate(labels, view, ids, y, "auto", True)
-            held = (ids, y, held_out, fit_temperature(held_out, y))
-            self._held_out_cache[key] = held
+            held = self._held_out_cache[key] = self._cross_validate(
+                labels, view, ids, y, "auto", True
+            )
         now = dict(zip(ids.tolist(), y.tolist()))
-        known = held[0]
-        y_now = np.array([now[i] for i in known.tolist()], dtype=np.int64)
-        return mistakes.likely_mistakes(temper(held[2], held[3]), y_now, known, labels.names)
+        y_now = np.array([now[i] for i in held.ids.tolist()], dtype=np.int64)
+        return mistakes.likely_mistakes(
+            temper(held.proba, held.temperature), y_now, held.ids, labels.names
+        )
 
     @staticmethod
     def _human(labels: LabelSpace, human: dict[int, str] | None) -> tuple[np.ndarray, np.ndarray]:
@@ -454,3 +524,18 @@ class Workspace:
         pairs = [(i, lab) for i, lab in (human or {}).items() if str(lab).casefold() in known]
         ids = np.array([i for i, _ in pairs], dtype=np.int64)
         return ids, labels.index([lab for _, lab in pairs])
+
+
+def _folds(n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) masks of the cross-validation on n human labels: FOLDS folds at most, the
+    same for every fit (seeded), so held-out probabilities of two models pair up."""
+    fold_of = np.arange(n) % min(FOLDS, n)
+    np.random.default_rng(0).shuffle(fold_of)
+    return [(fold_of != fold, fold_of == fold) for fold in range(fold_of.max() + 1)]
+
+
+def _blend(held: HeldOut, cross_validated: float, otherwise: float) -> float:
+    """A temperature between the cross-validated one and another, weighted by the number of
+    held-out labels against CALIBRATION_LABELS (a few held-out labels give a noisy one)."""
+    weight = len(held.ids) / (len(held.ids) + CALIBRATION_LABELS)
+    return float(np.exp(weight * np.log(cross_validated) + (1 - weight) * np.log(otherwise)))
