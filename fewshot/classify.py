@@ -113,7 +113,9 @@ class FewShotClassifier:
        are mixed with its neighbours' for a few rounds, and labeled documents pass their label on.
        How much (`smoothing_`, 0 to 0.8) follows from how well neighbours agree on the labels of
        the plain model, which never saw the corpus (`homophily`, a kappa): not at all up to 0.3,
-       fully from 0.6.
+       fully from 0.6. None where clustering overturned the plain model's surest predictions:
+       the neighbours follow the same structure the labels cut across (banking77 labeled by
+       form, zero-shot: macro-F1 45.6 with spreading, 50.7 without, plain 48.6).
 
     Documents of the fitted corpus get these probabilities. Any other document gets `model_`'s
     (`fewshot.predictor`), which needs no corpus: after the discriminant, one more discriminant
@@ -182,6 +184,7 @@ class FewShotClassifier:
         self._corpus: _Corpus | None = None
         self.plain_: np.ndarray | None = None
         self.prior_: np.ndarray | None = None  # the corpus's class priors (EM), when clustered
+        self.surest_kept_: float | None = None  # share of plain's surest kept by clustering
         if not use_corpus:
             return self
         corpus = np.asarray(corpus)
@@ -209,7 +212,10 @@ class FewShotClassifier:
                 clamp = (rows[rows >= 0], np.eye(self.n_classes, dtype=np.float32)[y[rows >= 0]])
         if self.transductive_used_ and self._wants_discriminant(unit):
             proba = self._discriminant(key, unit, proba, checks)
-        proba = self._spread(key, unit, plain, proba, clamp, checks)
+        if self.surest_kept_ is None or self.surest_kept_ >= MIN_SUREST_KEPT:
+            proba = self._spread(key, unit, plain, proba, clamp, checks)
+        else:
+            checks.append("no spreading")
         self._corpus = _Corpus(key, corpus, proba)
         self.model_ = self._cosine()
         if self.discriminant_ is not None:
@@ -304,7 +310,7 @@ class FewShotClassifier:
         top2 = np.sort(cosines, axis=1)[:, -2:]
         margin = top2[:, -1] - top2[:, 0]
         surest = margin >= np.quantile(margin, 1 - SUREST_SHARE)
-        kept = float(np.mean(plain[surest] == predicted[surest]))
+        kept = self.surest_kept_ = float(np.mean(plain[surest] == predicted[surest]))
         checks.append(f"surest kept {kept:.2f}")
         if kept < MIN_SUREST_KEPT:
             return False

@@ -130,3 +130,7 @@ def test_transductive_auto_refuses_clusters_that_overturn_the_surest(embedder):
     assert "surest kept 0.7" in auto.selection_ and not auto.transductive_used_
     assert np.mean(forced.predict(docs) == gold) < 0.4 < 0.5 < np.mean(auto.predict(docs) == gold)
     assert np.array_equal(auto.predict(docs), plain.predict(docs))
+    # Spreading over the same corpus's neighbours would follow the intents too: left out.
+    spread = FewShotClassifier(labels).fit(corpus=docs)
+    assert spread.selection_.endswith("no spreading") and spread.smoothing_ == 0
+    assert np.array_equal(spread.predict(docs), plain.predict(docs))
