@@ -212,6 +212,9 @@ class Workspace:
         held = self._held_out_cache.get((labels, view, transductive, lexical))
         cross_validate = bool(transductive) and self._wants_held_out(ids, y)
         cross_validate = cross_validate and not self._fresh(held, ids)
+        if held is not None and held.dropped and self._fresh(held, ids):
+            # The verdict at hand still speaks for these labels: no refined fit to throw away.
+            return self._without_refinement(labels, view, ids, y, held, (transductive, lexical))
         folds = min(FOLDS, len(ids)) if cross_validate and wait else 0
         report = progress or (lambda done, total: None)
         report(0, 1 + folds)
@@ -269,7 +272,15 @@ class Workspace:
             prediction.fitted_on, prediction.fitted_labels
         ):
             if held.dropped:
-                return self._without_refinement(prediction, held)
+                return self._without_refinement(
+                    prediction.labels,
+                    prediction.view,
+                    prediction.fitted_on,
+                    prediction.fitted_labels,
+                    held,
+                    prediction.fit,
+                    prediction,
+                )
             temperature = _blend(held, held.temperature, temperature)
             how = (
                 f"on {len(held.ids)} cross-validated human labels and the corpus "
@@ -282,16 +293,26 @@ class Workspace:
         prediction.temperature, prediction.calibration = temperature, how
         return prediction
 
-    def _without_refinement(self, refined: Prediction, held: HeldOut) -> Prediction:
-        """The Wmap alone in place of a corpus-refined fit its held-out labels found worse,
-        tempered by its own cross-validation (cosine is calibrated as it is, for the rest)."""
-        plain, _ = self._fit(
-            refined.labels, refined.view, refined.fitted_on, refined.fitted_labels, False, False
-        )
+    def _without_refinement(
+        self,
+        labels: LabelSpace,
+        view: str,
+        ids: np.ndarray,
+        y: np.ndarray,
+        held: HeldOut,
+        fit: tuple,
+        refined: Prediction | None = None,
+    ) -> Prediction:
+        """The Wmap alone in place of a corpus-refined fit (if one was made: `refined`) that the
+        held-out labels found worse, tempered by its own cross-validation (cosine is calibrated
+        as it is, for the rest). `fit` keeps the refined settings, under which the
+        cross-validation is kept."""
+        plain, _ = self._fit(labels, view, ids, y, False, False)
         plain.classifier.selection_ = held.verdict.reason
         temperature = _blend(held, held.plain_temperature, 1.0)
+        pending = refined is not None and refined.pending
         how = f"on {len(held.ids)} cross-validated human labels"
-        if refined.pending:
+        if pending:
             how += "; cross-validating the newest labels"
         return replace(
             plain,
@@ -301,9 +322,8 @@ class Workspace:
             calibration=how,
             held_out=held.plain,
             held_out_labels=held.y,
-            fit=refined.fit,
-            estimate=refined.estimate,
-            pending=refined.pending,
+            fit=fit,
+            pending=pending,
             refined=refined,
         )
 

@@ -68,6 +68,9 @@ def test_labels_of_form_on_a_corpus_of_topics_fall_back_to_the_wmap_alone(embedd
     assert np.array_equal(done.predicted, plain.predicted)
     refined_right = np.mean(pending.predicted[rest] == gold[rest])
     assert refined_right + 0.05 < np.mean(done.predicted[rest] == gold[rest])
-    # Later fits read the verdict at hand: the Wmap alone at once, nothing pending.
+    # Later fits read the verdict at hand: the Wmap alone at once, no refined fit, nothing pending.
     again = ws.predict(labels, human, wait=False)
-    assert not again.pending and np.array_equal(again.predicted, plain.predicted)
+    assert not again.pending and again.refined is None
+    assert (
+        np.array_equal(again.predicted, plain.predicted) and again.calibration == done.calibration
+    )
