@@ -6,10 +6,15 @@ Real models, no mocks, the 200-document demo sample; uploads go through st.file_
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from fewshot.bench import sample_per_class
+from fewshot.datasets import load_dataset
 from fewshot.demo import DEMO_LABELS, open_demo
+from fewshot.labelspace import LabelSpace
 from fewshot.store import list_projects, open_project
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -402,3 +407,25 @@ def test_labels_page_renames_merges_deletes_and_undoes_each():
     ]  # fmt: skip
     assert history["user"].tolist() == ["local"] * 8 + ["demo"]
     assert history["undone"].tolist() == ["", "yes", "", "yes", "", "yes", "", "yes", ""]
+
+
+def test_teach_page_says_when_held_out_labels_drop_the_corpus_refinement():
+    # banking77 texts labeled by their form, 8 labels per class: the background cross-validation
+    # finds the corpus refinement worse than the Wmap alone (tests/test_vouch.py), and the page,
+    # rerun once it is done, predicts with the Wmap alone and says why.
+    texts, gold = load_dataset("banking77_form")
+    texts, gold = texts[:600], gold[:600]
+    project = open_project("forms")
+    project.set_documents(pd.DataFrame({"text": texts}))
+    project.set_labels([(name, "") for name in sorted(set(gold))])
+    space = LabelSpace(tuple(sorted(set(gold))))
+    for doc in sample_per_class(space.index(gold), 8, np.random.default_rng(2)):
+        project.annotate(int(doc), gold[doc])
+    at = start("forms", "pages/teach.py")
+    assert not any("so it is dropped" in c.value for c in at.caption)  # refined, until it is known
+    at.session_state["cross_validation"]["sbert"][1].result(timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    said = [c.value for c in at.caption if "so it is dropped" in c.value]
+    assert said and "clustering the corpus was not trusted" in said[0]
+    assert not at.session_state["fits"][1]["sbert"].classifier.transductive_used_
