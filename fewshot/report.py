@@ -208,11 +208,6 @@ def _signed(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:+.1f}"
 
 
-def _dropped(record: list[int]) -> str:
-    """Draws whose held-out labels dropped the corpus refinement, and how many rightly."""
-    return f"{record[0]} ({record[1]})"
-
-
 def _checks(sbert: dict) -> list[str]:
     """What the do-no-harm checks chose zero-shot, against what forcing either side scored."""
     verdict = {True: "right", False: "**wrong**"}
@@ -293,7 +288,7 @@ def render_markdown(report: dict) -> str:
                     *(_pm(few[m][k]) for m in report["methods"]),
                     *(_pm(peers[p][k]) if k in peers[p] else "-" for p in peers),
                     f"{few['ours'][k]['transductive_share']:.0%}",
-                    _dropped(few["ours"][k]["refinement_dropped"]),
+                    "{} ({})".format(*few["ours"][k]["refinement_dropped"]),
                 ]
                 for k in few["ours"]
             ],
