@@ -12,10 +12,12 @@ labels cannot), each model at the temperature that suits it, and prior-free: the
 are no sample of the corpus (users and suggestions pick them), so the refined fit's corpus
 priors, right for the corpus, would count against it on a balanced handful of labels. The
 refinement is dropped only when the Wmap alone is better by MIN_GAIN nats a label and MIN_Z
-standard errors. Measured (`fewshot.bench`, 5 draws): on the form stand-in it fires in 11 of 15
-draws at 4 to 16 labels per class and in every draw at 32 and 64, each time rightly; on AG News,
-banking77, SST-2 and every other stand-in it never does (their largest z at 4 to 16 per class,
-+1.7 on sst2_skewed, where the refinement is right by 3 points).
+standard errors: a one-sided test, as it asks only whether the refinement does harm. Measured
+(`fewshot.bench`, 5 draws): on the form stand-in it fires in 14 of 15 draws at 4 to 16 labels per
+class (11 of 15 at z 2.0, which missed three at +1.7 to +1.9; the one left has +1.2) and in every
+draw at 32 and 64, each time rightly; on AG News, banking77, SST-2 and every other stand-in it
+never does (their largest z at 4 to 16 per class is +1.6, on ag_news_tech_vs_rest at 16 per
+class, where the refinement is right by 4 points; its mean cost, 0.09 nats, is under MIN_GAIN too).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 
 from fewshot.calibrate import fit_temperature, temper
 
-MIN_Z = 2.0
+MIN_Z = 1.645  # one-sided 5%: the test asks only whether the refinement does harm
 MIN_GAIN = 0.1  # mean log-loss, nats per human label
 
 
