@@ -28,7 +28,7 @@ import numpy as np
 
 from fewshot.calibrate import fit_temperature, temper
 
-MIN_Z = 1.645  # one-sided 5%: the test asks only whether the refinement does harm
+MIN_Z = 1.645  # one-sided 5%
 MIN_GAIN = 0.1  # mean log-loss, nats per human label
 
 
