@@ -7,7 +7,7 @@ create a project, its numbers); each step of the user's path is a file in pages/
 import streamlit as st
 
 from fewshot import FewshotError, projection
-from pages import common
+from pages import common, keys
 
 st.set_page_config(page_title="Few-Shot Labeler", layout="wide")
 projection.warm_up()  # once per process, in the background: UMAP's numba compile takes 20-75 s
@@ -24,6 +24,7 @@ navigation = st.navigation(
     position="sidebar" if common.signed_in() else "hidden",
 )
 common.sign_in()
+keys.act()  # the Teach page's key presses, before the sidebar counts the labels
 
 
 def _create_project() -> None:

@@ -11,7 +11,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import pandas as pd
@@ -31,6 +31,7 @@ from fewshot.workspace import Prediction, Workspace
 DATA_PAGE = "pages/data.py"
 LABELS_PAGE = "pages/labels.py"
 TEACH_PAGE = "pages/teach.py"
+WAIT_S = 0.05  # between the checks for a newer press while a fit runs
 COUNTING_RULE = "counting_rule"  # the project setting: which label counts when annotators differ
 _APP_SETTINGS = "app.json"  # in the data directory: settings of the app rather than of a project
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
@@ -297,30 +298,53 @@ class Current:
         refit takes seconds, and most reruns (a row selected, another page) change no label.
         The cross-validation its calibration needs runs in the background (`cross_validation`);
         until it is done the scores are tempered by what is at hand, then anew."""
-        key = (self.workspace, self.labels, tuple(sorted(self.human.items())))
-        memo = st.session_state.get("fits")
-        if memo is None or memo[0] != key:
-            memo = (key, {})
-            st.session_state["fits"] = memo
-        if view not in memo[1]:
-            last = self.workspace.fit_seconds.get(view)
-            about = f", about {last:.0f} s" if last is not None and last >= 1 else ""
-            n = plural(len(self.workspace.texts), "document")
-            with st.spinner(f"Fitting {VIEWS[view]} on {n}{about}...", show_time=True):
-                fit = self.workspace.predict(self.labels, self.human, view, wait=False)
-            memo[1][view] = fit
-        if memo[1][view].pending and self.cross_validation(view).done():
-            memo[1][view] = self.workspace.calibrated(memo[1][view])
-        return memo[1][view]
+        key = self._key()
+        fitted = st.session_state.setdefault("fitted", {})
+        done = fitted.get(view)
+        if done is None or done[0] != key:
+            done = fitted[view] = (key, self._wait_for_fit(key, view))
+        if done[1].pending and self.cross_validation(view).done():
+            done = fitted[view] = (key, self.workspace.calibrated(done[1]))
+        return done[1]
 
     def latest(self, view: str = DEFAULT_VIEW) -> Prediction:
         """The newest fit at hand: predict's, or else the session's last one for this corpus and
         label set (fitted before the latest labels), or else a new fit. For what must be on
         screen at once, before a refit of a second or more on a large corpus."""
-        memo = st.session_state.get("fits")
-        if memo is not None and memo[0][:2] == (self.workspace, self.labels) and view in memo[1]:
-            return memo[1][view]
+        done = st.session_state.get("fitted", {}).get(view)
+        if done is not None and done[0][:2] == (self.workspace, self.labels):
+            return done[1]
         return self.predict(view)
+
+    def _key(self) -> tuple:
+        return (self.workspace, self.labels, tuple(sorted(self.human.items())))
+
+    def _wait_for_fit(self, key: tuple, view: str) -> Prediction:
+        """The fit for these labels, run in the fitting thread and waited for here.
+
+        The wait reads the session state every WAIT_S, so a key pressed during a refit of seconds
+        stops this run at once and its callback runs while the press is fresh: handled only after
+        the refit, a double press's second half would pass the Teach page's seen-guard on a
+        document the user never saw. A fit so stopped goes on, and the next run takes it up if
+        the labels are still the same.
+        """
+        jobs = st.session_state.setdefault("fit_jobs", {})
+        memo = jobs.get(view)
+        if memo is None or memo[0] != key or (memo[1].done() and memo[1].exception()):
+            if memo is not None:
+                memo[1].cancel()  # no effect once running
+            job = _fitting().submit(
+                self.workspace.predict, self.labels, dict(self.human), view, wait=False
+            )
+            memo = jobs[view] = (key, job)
+        if not memo[1].done():
+            last = self.workspace.fit_seconds.get(view)
+            about = f", about {last:.0f} s" if last is not None and last >= 1 else ""
+            n = plural(len(self.workspace.texts), "document")
+            with st.spinner(f"Fitting {VIEWS[view]} on {n}{about}...", show_time=True):
+                while not wait([memo[1]], timeout=WAIT_S).done:
+                    _ = "fitted" in st.session_state  # as every st call: where a run can stop
+        return memo[1].result()
 
     def cross_validation(self, view: str = DEFAULT_VIEW) -> Future:
         """Workspace.cross_validated_accuracy (None below 4 labels) as a future, run in the
@@ -343,7 +367,7 @@ class Current:
         """run(labels, human, view) as a background job, kept for the session until the labels
         change; one job at a time per process, and a job queued for labels that have since
         changed is dropped."""
-        key = (self.workspace, self.labels, tuple(sorted(self.human.items())))
+        key = self._key()
         jobs = st.session_state.setdefault(slot, {})
         memo = jobs.get(view)
         if memo is not None and memo[0] == key:
@@ -384,6 +408,13 @@ def rerun_when_done(job: Future) -> None:
             st.rerun()
 
     poll()
+
+
+@st.cache_resource(show_spinner=False)
+def _fitting() -> ThreadPoolExecutor:
+    """One fitting thread for the whole server: a fit left behind by a newer label finishes
+    before the next starts rather than halving its cores."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="fewshot-fit")
 
 
 @st.cache_resource(show_spinner=False)

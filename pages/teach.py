@@ -7,46 +7,15 @@ import plotly.express as px
 import streamlit as st
 
 from fewshot import FewshotError
-from pages import common, finder
+from pages import common, finder, keys
 
 FILTERS = ("All", "Not labeled", "Labeled", "Human and model disagree")
 KEYS = "123456789"  # the first nine labels' keys; 0 skips, Backspace or U undoes
-MIN_SEEN_S = 0.3  # a document must be on screen this long before a press labels it
 QUIET_S = 1.0  # no whole-page rerun of the page's own accord sooner after a new document
 
 st.title("Teach")
-state = common.current()
-project, labels, workspace = state.project, state.labels, state.workspace
-quick = state.latest()  # the last fit, maybe a label behind: the next document shows at once
+project = common.require_project()
 skipped = common.skipped(project)
-
-
-def shown_for() -> float:
-    """Seconds the document on screen has been there (infinity when there is none)."""
-    shown = st.session_state.get("teach_shown")
-    return time.monotonic() - shown[1] if shown is not None else float("inf")
-
-
-def seen(doc: int) -> bool:
-    """Whether doc is the document on screen, and has been long enough to be read.
-
-    A second press 80 ms after the first would otherwise land on the next document, which the
-    user never saw; the buttons' keys name their document too, so a press on a document no
-    longer shown does nothing.
-    """
-    shown = st.session_state.get("teach_shown")
-    return shown is not None and shown[0] == (project.name, doc) and shown_for() >= MIN_SEEN_S
-
-
-def label(doc: int, name: str) -> None:
-    """Write one label to the store at once (the next run refits on it)."""
-    if seen(doc) and project.annotate(doc, name, user=common.annotator()):
-        st.toast(f"Document {doc}: {common.escape_markdown(name)}")
-
-
-def skip(doc: int) -> None:
-    if seen(doc):
-        skipped.add(doc)
 
 
 def undo(batch: int) -> None:
@@ -61,6 +30,11 @@ def undo(batch: int) -> None:
         return
     if done and len(docs) == 1:
         st.session_state["teach_shown"] = ((project.name, int(docs[0])), time.monotonic())
+
+
+state = common.current()
+labels, workspace = state.labels, state.workspace
+quick = state.latest()  # the last fit, maybe a label behind: the next document shows at once
 
 
 def next_document() -> int | None:
@@ -82,11 +56,21 @@ if doc is None:
     if skipped:
         st.button("Bring back the skipped documents", on_click=skipped.clear)
 else:
+    proba = quick.proba[doc]
+    predicted = int(quick.predicted[doc])
+    scores = px.bar(
+        x=proba,
+        y=list(labels.names),
+        orientation="h",
+        range_x=[0, 1],
+        title=f"Predicted: {labels.names[predicted]} ({proba[predicted]:.2f})",
+    )
+    scores.update_layout(xaxis_title="score", yaxis_title="")
+    scores.update_yaxes(autorange="reversed")  # labels top to bottom in their own order
+    scores = common.compact(scores, 300)  # built before the document shows: no slow step after
     shown = st.session_state.get("teach_shown")
     if shown is None or shown[0] != (project.name, doc):
         st.session_state["teach_shown"] = ((project.name, doc), time.monotonic())
-    proba = quick.proba[doc]
-    predicted = int(quick.predicted[doc])
     text_column, score_column = st.columns([3, 2])
     with text_column:
         top2 = sorted(proba)[-2:]
@@ -102,7 +86,7 @@ else:
                     common.escape_markdown(name),
                     key=f"label_{doc}_{i}",
                     shortcut=KEYS[i],
-                    on_click=label,
+                    on_click=keys.press,
                     args=(doc, name),
                     type="primary" if i == predicted else "secondary",
                 )
@@ -115,11 +99,13 @@ else:
                 key=f"choice_{doc}",
             )
             submit.form_submit_button(
-                "Save label", on_click=lambda: label(doc, st.session_state[f"choice_{doc}"])
+                "Save label", on_click=lambda: keys.press(doc, st.session_state[f"choice_{doc}"])
             )
         last = project.last_action(common.annotator())
         with st.container(horizontal=True, vertical_alignment="center"):
-            st.button("Skip", key=f"skip_{doc}", shortcut="0", on_click=skip, args=(doc,))
+            st.button(
+                "Skip", key=f"skip_{doc}", shortcut="0", on_click=keys.press, args=(doc, None)
+            )
             for shortcut in ("Backspace", "U"):
                 st.button(
                     "Undo",
@@ -136,16 +122,7 @@ else:
             + (" Labels after the ninth: the list above." if len(labels) > len(KEYS) else "")
         )
     with score_column:
-        figure = px.bar(
-            x=proba,
-            y=list(labels.names),
-            orientation="h",
-            range_x=[0, 1],
-            title=f"Predicted: {labels.names[predicted]} ({proba[predicted]:.2f})",
-        )
-        figure.update_layout(xaxis_title="score", yaxis_title="")
-        figure.update_yaxes(autorange="reversed")  # labels top to bottom in their own order
-        st.plotly_chart(common.compact(figure, 300))
+        st.plotly_chart(scores)
 
 prediction = state.predict()  # refit on the latest labels, after the document is on screen
 st.divider()
@@ -250,7 +227,7 @@ def show_cross_validation() -> None:
     if not cross_validation.done():
         st.metric("Cross-validated accuracy", "...", help="Cross-validating in the background.")
         return
-    if polling and shown_for() >= QUIET_S:
+    if polling and keys.shown_for() >= QUIET_S:
         st.rerun()
     accuracy = cross_validation.result()
     st.metric(

@@ -215,11 +215,11 @@ def test_labels_page_fits_the_other_views_only_when_compared():
     at.run()
     at.switch_page("pages/labels.py").run()
     assert not at.exception, at.exception
-    assert set(at.session_state["fits"][1]) == {"sbert"}
+    assert set(at.session_state["fitted"]) == {"sbert"}
     assert "Three views side by side" not in [s.value for s in at.subheader]
     assert any("Compare the three views" in c.value for c in at.caption)
     at.toggle(key="compare_views").set_value(True).run()
-    assert set(at.session_state["fits"][1]) == {"sbert", "words", "zmap"}
+    assert set(at.session_state["fitted"]) == {"sbert", "words", "zmap"}
     assert "Three views side by side" in [s.value for s in at.subheader]
 
 
@@ -229,12 +229,12 @@ def test_labels_page_shows_a_fit_at_once_and_calibrates_it_in_the_background():
     for doc in range(24):  # enough human labels for the calibration to cross-validate them
         project.annotate(doc, names[doc % len(names)])
     at = start("demo", "pages/labels.py")
-    first = at.session_state["fits"][1]["sbert"]
+    first = at.session_state["fitted"]["sbert"][1]
     assert first.pending and first.held_out is None  # not held up by five more fits
     at.session_state["cross_validation"]["sbert"][1].result(timeout=120)
     at.run()  # what the page's polling fragment starts once the job is done
     assert not at.exception, at.exception
-    calibrated = at.session_state["fits"][1]["sbert"]
+    calibrated = at.session_state["fitted"]["sbert"][1]
     assert not calibrated.pending and "on 24 cross-validated" in calibrated.calibration
     assert not any("Calibrating the scores" in c.value for c in at.caption)
 
@@ -428,4 +428,4 @@ def test_teach_page_says_when_held_out_labels_drop_the_corpus_refinement():
     assert not at.exception, at.exception
     said = [c.value for c in at.caption if "so it is dropped" in c.value]
     assert said and "clustering the corpus was not trusted" in said[0]
-    assert not at.session_state["fits"][1]["sbert"].classifier.transductive_used_
+    assert not at.session_state["fitted"]["sbert"][1].classifier.transductive_used_
