@@ -14,7 +14,9 @@ KEYS = "123456789"  # the first nine labels' keys; 0 skips, Backspace or U undoe
 QUIET_S = 1.0  # no whole-page rerun of the page's own accord sooner after a new document
 
 st.title("Teach")
-project = common.require_project()
+state = common.current()
+project, labels, workspace = state.project, state.labels, state.workspace
+quick = state.latest()  # the last fit, maybe a label behind: the next document shows at once
 skipped = common.skipped(project)
 
 
@@ -30,11 +32,6 @@ def undo(batch: int) -> None:
         return
     if done and len(docs) == 1:
         st.session_state["teach_shown"] = ((project.name, int(docs[0])), time.monotonic())
-
-
-state = common.current()
-labels, workspace = state.labels, state.workspace
-quick = state.latest()  # the last fit, maybe a label behind: the next document shows at once
 
 
 def next_document() -> int | None:
