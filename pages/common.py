@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -302,7 +303,7 @@ class Current:
         fitted = st.session_state.setdefault("fitted", {})
         done = fitted.get(view)
         if done is None or done[0] != key:
-            done = fitted[view] = (key, self._wait_for_fit(key, view))
+            done = fitted[view] = (key, self._wait_for_fit(view))
         if done[1].pending and self.cross_validation(view).done():
             done = fitted[view] = (key, self.workspace.calibrated(done[1]))
         return done[1]
@@ -319,7 +320,7 @@ class Current:
     def _key(self) -> tuple:
         return (self.workspace, self.labels, tuple(sorted(self.human.items())))
 
-    def _wait_for_fit(self, key: tuple, view: str) -> Prediction:
+    def _wait_for_fit(self, view: str) -> Prediction:
         """The fit for these labels, run in the fitting thread and waited for here.
 
         The wait reads the session state every WAIT_S, so a key pressed during a refit of seconds
@@ -328,23 +329,17 @@ class Current:
         document the user never saw. A fit so stopped goes on, and the next run takes it up if
         the labels are still the same.
         """
-        jobs = st.session_state.setdefault("fit_jobs", {})
-        memo = jobs.get(view)
-        if memo is None or memo[0] != key or (memo[1].done() and memo[1].exception()):
-            if memo is not None:
-                memo[1].cancel()  # no effect once running
-            job = _fitting().submit(
-                self.workspace.predict, self.labels, dict(self.human), view, wait=False
-            )
-            memo = jobs[view] = (key, job)
-        if not memo[1].done():
+        job = self._in_background(
+            "fit_jobs", view, partial(self.workspace.predict, wait=False), _fitting()
+        )
+        if not job.done():
             last = self.workspace.fit_seconds.get(view)
             about = f", about {last:.0f} s" if last is not None and last >= 1 else ""
             n = plural(len(self.workspace.texts), "document")
             with st.spinner(f"Fitting {VIEWS[view]} on {n}{about}...", show_time=True):
-                while not wait([memo[1]], timeout=WAIT_S).done:
+                while not wait([job], timeout=WAIT_S).done:
                     _ = "fitted" in st.session_state  # as every st call: where a run can stop
-        return memo[1].result()
+        return job.result()
 
     def cross_validation(self, view: str = DEFAULT_VIEW) -> Future:
         """Workspace.cross_validated_accuracy (None below 4 labels) as a future, run in the
@@ -363,10 +358,12 @@ class Current:
         cross-validates on its own (seconds on a large corpus)."""
         return self._in_background("likely_mistakes", view, self.workspace.likely_mistakes)
 
-    def _in_background(self, slot: str, view: str, run: Callable) -> Future:
-        """run(labels, human, view) as a background job, kept for the session until the labels
-        change; one job at a time per process, and a job queued for labels that have since
-        changed is dropped."""
+    def _in_background(
+        self, slot: str, view: str, run: Callable, executor: ThreadPoolExecutor | None = None
+    ) -> Future:
+        """run(labels, human, view) as a job on executor (the low-priority background one by
+        default), kept for the session until the labels change; one job at a time per executor,
+        and a job queued for labels that have since changed is dropped."""
         key = self._key()
         jobs = st.session_state.setdefault(slot, {})
         memo = jobs.get(view)
@@ -374,7 +371,7 @@ class Current:
             return memo[1]
         if memo is not None:
             memo[1].cancel()  # no effect once running
-        job = _background().submit(run, self.labels, dict(self.human), view)
+        job = (executor or _background()).submit(run, self.labels, dict(self.human), view)
         jobs[view] = (key, job)
         return job
 

@@ -44,9 +44,8 @@ def act() -> None:
     browser can hand it over half a second late, after drawing the page), so it does nothing.
     """
     presses = st.session_state.pop("teach_presses", None)
-    project = common.current_project()
-    if not presses or project is None:
-        return
+    if not presses or (project := common.current_project()) is None:
+        return  # most runs: no press, and no project opened for nothing
     if len({doc for doc, _ in presses}) > 1:
         st.toast("That key came while the next document was being drawn: nothing labeled.")
         return
